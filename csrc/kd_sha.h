@@ -1,0 +1,125 @@
+/*
+ * kd_sha.h - public interface of the koodrive_fast native hash core.
+ *
+ * This header is included by every C file in csrc/ and the region between
+ * the CDEF markers is read verbatim by csrc/build_kdsha.py as the cffi cdef,
+ * so the C and the Python binding cannot drift.  Keep that region free of
+ * preprocessor conditionals and of anything pycparser cannot read.
+ *
+ * Conventions
+ *   - Chaining words are always in canonical order (SHA-256: H0..H7,
+ *     SHA-1: H0..H4) whatever kernel runs; kernels convert internally.
+ *   - Lengths are in bytes.
+ *   - All functions are thread-safe on distinct objects.  kd_init() is
+ *     idempotent and thread-safe; every other entry point calls it.
+ */
+#ifndef KD_SHA_H
+#define KD_SHA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* BEGIN CDEF */
+#define KD_ALG_SHA256 1
+#define KD_ALG_SHA1 2
+#define KD_SHA256_WORDS 8
+#define KD_SHA1_WORDS 5
+#define KD_MAX_WORDS 8
+
+/* Status codes returned by kd_* functions (0 = success). */
+#define KD_OK 0
+#define KD_EINVAL -1     /* bad argument (algorithm, alignment, sizes) */
+#define KD_EIO -2        /* read error; kd_scan.error holds errno */
+#define KD_ESHORT -3     /* file ended before offset + length */
+#define KD_ECANCELLED -4 /* kd_scan_cancel() was called */
+#define KD_ENOMEM -5
+#define KD_ENOKERNEL -6  /* kernel unknown or not usable on this CPU */
+
+/* Incremental hash context.  Plain data: copy it by value to fork a hash. */
+typedef struct kd_hash_ctx {
+    uint32_t h[8];     /* chaining words, canonical order; SHA-1 uses h[0..4] */
+    uint64_t length;   /* total bytes fed so far */
+    uint8_t buf[64];   /* pending partial block */
+    uint32_t buf_len;  /* bytes pending in buf, always < 64 */
+    int32_t algorithm; /* KD_ALG_SHA256 or KD_ALG_SHA1 */
+} kd_hash_ctx;
+
+/* Dispatch.  kd_init() picks the fastest kernel per algorithm from CPUID
+ * (honouring the KOODRIVE_FAST_KERNEL environment variable), self-tests it
+ * against the portable kernel and falls back to portable on any mismatch.
+ * Returns KD_OK, or KD_ENOKERNEL if the forced kernel is unusable (portable
+ * is then active and kd_init_error() says why). */
+int kd_init(void);
+const char *kd_init_error(void);
+const char *kd_version(void);
+/* Active kernel name for an algorithm: "sha-ni", "armv8", "avx2", "ssse3",
+ * "portable". */
+const char *kd_kernel_name(int algorithm);
+/* 1 when the named kernel exists for the algorithm, runs on this CPU and
+ * passed its self-test; 0 otherwise. */
+int kd_kernel_available(int algorithm, const char *name);
+/* Make the named kernel the active one for the algorithm (tests, benchmarks). */
+int kd_set_kernel(int algorithm, const char *name);
+
+/* Raw compression of whole 64-byte blocks with the active kernel, or with a
+ * named kernel (KD_ENOKERNEL if unavailable). */
+void kd_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t nblocks);
+void kd_sha1_blocks(uint32_t state[5], const uint8_t *data, size_t nblocks);
+int kd_blocks_with(int algorithm, const char *kernel, uint32_t *state,
+                   const uint8_t *data, size_t nblocks);
+
+/* Incremental hashing. */
+int kd_hash_init(kd_hash_ctx *ctx, int algorithm);
+/* Resume at a block boundary: length must be a multiple of 64. */
+int kd_hash_set_state(kd_hash_ctx *ctx, int algorithm, const uint32_t *words,
+                      uint64_t length);
+void kd_hash_update(kd_hash_ctx *ctx, const uint8_t *data, size_t len);
+/* Digest of everything fed so far; ctx is not modified.  out: 32 or 20 bytes. */
+void kd_hash_digest(const kd_hash_ctx *ctx, uint8_t *out);
+/* Finalisation from parts: words after total_len - tail_len bytes (a
+ * multiple of 64), plus the tail_len (< 64) trailing bytes. */
+int kd_finalize(int algorithm, const uint32_t *words, uint64_t total_len,
+                const uint8_t *tail, size_t tail_len, uint8_t *out);
+
+/* One-pass scan that records the chaining state at part boundaries.
+ *
+ * Fill ctx (kd_hash_init or kd_hash_set_state: ctx.length is the absolute
+ * offset the scan starts at and must be a multiple of 64 with buf_len 0),
+ * stride (part size, a positive multiple of 64), states / max_states, then
+ * call kd_scan_fd or kd_scan_buffer once.  Every time ctx.length reaches a
+ * multiple of stride strictly inside (start, start + length) the words are
+ * written to states[i * words .. ] (words = 8 or 5) for i = 0, 1, ...
+ * On return ctx holds the state after all bytes (tail in ctx.buf).
+ *
+ * While the scan runs, other threads may call kd_scan_bytes_done /
+ * kd_scan_states_done (acquire loads: states below the count are complete)
+ * and kd_scan_cancel.  The scan itself runs without the GIL and reads the
+ * file on a helper thread into rotating buffers so reading overlaps hashing.
+ */
+typedef struct kd_scan {
+    kd_hash_ctx ctx;      /* in: start state; out: end state */
+    uint64_t stride;      /* in: part size, multiple of 64, > 0 */
+    uint32_t *states;     /* in: output array of max_states * words */
+    size_t max_states;    /* in: capacity of states (in states) */
+    size_t read_size;     /* in: bytes per read, 0 = default (4 MiB) */
+    uint64_t bytes_done;  /* out: bytes hashed (use kd_scan_bytes_done) */
+    uint64_t states_done; /* out: states written (use kd_scan_states_done) */
+    int32_t cancel;       /* set by kd_scan_cancel */
+    int32_t error;        /* out: errno of a failed read */
+} kd_scan;
+
+int kd_scan_fd(kd_scan *scan, int fd, uint64_t offset, uint64_t length);
+int kd_scan_buffer(kd_scan *scan, const uint8_t *data, size_t len);
+uint64_t kd_scan_bytes_done(const kd_scan *scan);
+uint64_t kd_scan_states_done(const kd_scan *scan);
+void kd_scan_cancel(kd_scan *scan);
+/* END CDEF */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KD_SHA_H */

@@ -1,0 +1,106 @@
+"""koodrive_fast: fast, resumable concurrent multipart uploads to Huawei Cloud KooDrive.
+
+Public names are imported lazily from private modules, so ``koodrive-fast
+hash`` does not pay for importing httpx.  ``koodrive_fast.backend`` names
+the active SHA-256 kernel.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+# name -> private module that defines it
+_EXPORTS: dict[str, str] = {
+    # hashing (native core)
+    "sha256": "._hashing",
+    "sha1": "._hashing",
+    "HashState": "._hashing",
+    "kernels": "._hashing",
+    "part_contexts": "._contexts",
+    "FileContexts": "._contexts",
+    "PartContext": "._contexts",
+    # configuration
+    "Limits": "._config",
+    "DEFAULT_LIMITS": "._config",
+    "default_part_size": "._config",
+    "parse_size": "._sizes",
+    # exceptions
+    "KooDriveError": "._exceptions",
+    "ValidationError": "._exceptions",
+    "ApiError": "._exceptions",
+    "AuthenticationError": "._exceptions",
+    "RateLimitedError": "._exceptions",
+    "UploadTaskMissingError": "._exceptions",
+    "IntegrityError": "._exceptions",
+    "TransportError": "._exceptions",
+    "UploadUrlExpiredError": "._exceptions",
+    "PartUploadError": "._exceptions",
+    "FileChangedError": "._exceptions",
+    # API client and models
+    "Client": "._client",
+    "AsyncClient": "._client",
+    "BearerToken": "._auth",
+    "AppCredentials": "._auth",
+    "pre_hash": "._auth",
+    "proof_code": "._auth",
+    "MultiPartInfo": "._models",
+    "CreateFileResult": "._models",
+    "FileDetail": "._models",
+    "DownloadLink": "._models",
+    "PartPlan": "._planner",
+    "plan_parts": "._planner",
+    # upload engine
+    "UploadConfig": "._upload",
+    "UploadResult": "._upload",
+    "ProgressEvent": "._progress",
+}
+
+__all__ = sorted([*_EXPORTS, "backend", "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "backend":
+        from ._hashing import kernels
+
+        return kernels()["sha256"]
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'koodrive_fast' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from ._auth import AppCredentials, BearerToken, pre_hash, proof_code
+    from ._client import AsyncClient, Client
+    from ._config import DEFAULT_LIMITS, Limits, default_part_size
+    from ._contexts import FileContexts, PartContext, part_contexts
+    from ._exceptions import (
+        ApiError,
+        AuthenticationError,
+        FileChangedError,
+        IntegrityError,
+        KooDriveError,
+        PartUploadError,
+        RateLimitedError,
+        TransportError,
+        UploadTaskMissingError,
+        UploadUrlExpiredError,
+        ValidationError,
+    )
+    from ._hashing import HashState, kernels, sha1, sha256
+    from ._models import CreateFileResult, DownloadLink, FileDetail, MultiPartInfo
+    from ._planner import PartPlan, plan_parts
+    from ._progress import ProgressEvent
+    from ._sizes import parse_size
+    from ._upload import UploadConfig, UploadResult
+
+    backend: str

@@ -1,0 +1,51 @@
+"""Loads the compiled hash core, checks its version and initialises dispatch.
+
+Everything else in the package reaches C through ``ffi`` and ``lib`` from
+here; users never see them.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+
+try:
+    from ._kdsha import ffi, lib
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "koodrive_fast's compiled hash core is missing; reinstall with "
+        "`pip install .` (a C compiler is needed to build from source)"
+    ) from exc
+
+__all__ = ["ffi", "lib", "ALGORITHMS", "WORDS", "DIGEST_SIZES", "kernel_names"]
+
+
+def _check_version() -> None:
+    built = ffi.string(lib.kd_version()).decode()
+    if built != __version__:
+        raise ImportError(
+            f"koodrive_fast {__version__} found a compiled core built for {built}; "
+            "rebuild it (`pip install -e .` or `pip install --force-reinstall .`)"
+        )
+
+
+def _init() -> None:
+    rc = lib.kd_init()
+    if rc != lib.KD_OK:
+        raise RuntimeError(
+            "koodrive_fast hash core failed to initialise: "
+            + ffi.string(lib.kd_init_error()).decode()
+        )
+
+
+_check_version()
+_init()
+
+#: algorithm name -> C constant
+ALGORITHMS = {"sha256": lib.KD_ALG_SHA256, "sha1": lib.KD_ALG_SHA1}
+#: algorithm name -> number of 32-bit chaining words
+WORDS = {"sha256": 8, "sha1": 5}
+#: algorithm name -> digest size in bytes
+DIGEST_SIZES = {"sha256": 32, "sha1": 20}
+
+#: every kernel name the core knows, best first
+kernel_names = ("sha-ni", "armv8", "avx2", "ssse3", "portable")

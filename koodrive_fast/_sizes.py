@@ -1,0 +1,62 @@
+"""Human byte sizes: ``parse_size("8MiB") == 8388608``, ``format_size``."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["parse_size", "format_size"]
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str | int) -> int:
+    """Parse ``"8MiB"``, ``"5 MB"``, ``"1.5GiB"`` or ``"4096"`` into bytes.
+
+    Decimal units (kB, MB, GB, TB, and bare k/M/G/T) are powers of 1000;
+    binary units (KiB, MiB, GiB, TiB) powers of 1024.  Raises ``ValueError``
+    for anything else, and for fractions that do not come to whole bytes.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError(f"size must be >= 0, got {text}")
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"size must be str or int, got {type(text).__name__}")
+    match = _PATTERN.match(text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (examples: 8MiB, 5MB, 1048576)")
+    number, factor = match.group(1), _UNITS[unit]
+    if "." in number:
+        whole, frac = number.split(".")
+        scaled = int(whole) * factor + int(frac) * factor // 10 ** len(frac)
+        if int(frac) * factor % 10 ** len(frac):
+            raise ValueError(f"{text!r} is not a whole number of bytes")
+        return scaled
+    return int(number) * factor
+
+
+def format_size(n: float) -> str:
+    """``format_size(8388608) == "8.0 MiB"`` (binary units)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,1 @@
+"""Local KooDrive-compatible server (see koodrive_fast.server._app)."""
