@@ -317,3 +317,8 @@ out_free:
     for (int i = 0; i < KD_NBUF; i++) free(rs.buf[i]);
     return rc;
 }
+
+void kd_scan_allow(kd_scan *scan, uint64_t end) {
+    /* TODO(kernels helper): make scan_feed wait while ctx.length >= allowed_end. */
+    __atomic_store_n(&scan->allowed_end, end, __ATOMIC_RELEASE);
+}

@@ -108,6 +108,8 @@ typedef struct kd_scan {
     size_t read_size;     /* in: bytes per read, 0 = default (4 MiB) */
     uint64_t bytes_done;  /* out: bytes hashed (use kd_scan_bytes_done) */
     uint64_t states_done; /* out: states written (use kd_scan_states_done) */
+    uint64_t allowed_end; /* in: 0 = no limit, else do not hash past this
+                             absolute offset until kd_scan_allow raises it */
     int32_t cancel;       /* set by kd_scan_cancel */
     int32_t error;        /* out: errno of a failed read */
 } kd_scan;
@@ -117,6 +119,10 @@ int kd_scan_buffer(kd_scan *scan, const uint8_t *data, size_t len);
 uint64_t kd_scan_bytes_done(const kd_scan *scan);
 uint64_t kd_scan_states_done(const kd_scan *scan);
 void kd_scan_cancel(kd_scan *scan);
+/* Raise allowed_end (release store); a scan waiting at the limit resumes.
+ * Lets an uploader keep hashing at most a window ahead of its uploads so
+ * parts are sent while their pages are still in the page cache. */
+void kd_scan_allow(kd_scan *scan, uint64_t end);
 /* END CDEF */
 
 #ifdef __cplusplus
