@@ -1,0 +1,897 @@
+"""The Starlette application: KooDrive file APIs plus the storage node.
+
+Control plane (JSON, ``{code, msg, ...}`` envelope, HTTP 400 for business
+errors, 401 for authentication, 429/5xx only from fault injection)::
+
+    POST /koodrive/ose/v1/files/create
+    POST /koodrive/ose/v1/files/multipart/uploadUrl
+    POST /koodrive/ose/v1/files/complete
+    POST /koodrive/ose/v1/files/{fileId}/detail
+    POST /koodrive/ose/v1/files/download
+
+Storage plane (SigV4 presigned, S3-style XML errors)::
+
+    PUT /kdbucket/{fileId}?partNumber=N&uploadId=U&X-Amz-Iteration-Hash-Ctx=...
+    GET /kdbucket/{fileId}
+
+Decisions where the protocol is silent (§14) are listed in
+``koodrive_fast/server/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .. import _sigv4
+from .._config import Limits
+from ._ctx import SHA1_IV, SHA256_IV, CtxError, Hasher, IterationCtx, decode_ctx, encode_ctx
+from ._faults import Faults, Stats
+from ._settings import ServerConfig
+from ._store import FileRecord, PartRecord, PlanRecord, Store, valid_file_id, valid_upload_id
+
+__all__ = ["ServerState", "create_app", "proof_range", "proof_seeds", "ApiFailure"]
+
+log = logging.getLogger("koodrive_fast.server")
+
+API = "/koodrive/ose/v1"
+BUCKET = "/kdbucket"
+CODE_VALIDATION = 13000102
+CODE_INTERNAL = 13000201
+CODE_NOT_FOUND = 13000309
+CODE_NO_UPLOAD = 13000401
+CODE_INTEGRITY = 13000402
+CODE_DUPLICATE_NAME = 13000405
+CODE_UPLOAD_FAILED = 13000409
+CODE_AUTH = "APIGW.0301"
+CODE_THROTTLED = "APIGW.0308"
+SUCCESS_MSG = "Success."
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_BAD_NAME_CHARS = set('<>|:"*?/\\')
+_X_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+class ApiFailure(Exception):
+    """A KooDrive-style error response."""
+
+    def __init__(self, code: int | str, msg: str, status: int = 400, headers: dict[str, str] | None = None):
+        super().__init__(msg)
+        self.code, self.msg, self.status, self.headers = code, msg, status, headers or {}
+
+
+class S3Failure(Exception):
+    """An S3-style XML error response from the storage plane."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+@dataclasses.dataclass
+class ServerState:
+    """Everything the app needs; the runner owns it across restarts."""
+
+    config: ServerConfig
+    store: Store
+    faults: Faults
+    stats: Stats
+    tokens: tuple[str, ...]
+    access_key: str
+    secret_key: str
+    url_ttl: int
+    limits: Limits
+
+
+# ---------------------------------------------------------------- helpers
+def _api_error(code: int | str, msg: str, status: int = 400, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": code, "msg": msg}, status_code=status, headers=headers)
+
+
+def _s3_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    request_id = secrets.token_hex(8).upper()
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        f"<RequestId>{request_id}</RequestId></Error>"
+    )
+    return Response(body, status_code=status, media_type="application/xml", headers=headers)
+
+
+def _invalid(field: str, rule: str) -> ApiFailure:
+    return ApiFailure(CODE_VALIDATION, f"parameter validation failed: {field} {rule}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_field(body: dict[str, Any], name: str, lo: int, hi: int, *, required: bool = True, where: str = "") -> int | None:
+    value = body.get(name)
+    label = f"{where}{name}"
+    if value is None:
+        if required:
+            raise _invalid(label, "is required")
+        return None
+    if not _is_int(value):
+        raise _invalid(label, f"must be an integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise _invalid(label, f"must be in {lo}..{hi}, got {value}")
+    return int(value)
+
+
+def _str_field(body: dict[str, Any], name: str, max_len: int, *, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise _invalid(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise _invalid(name, f"must be a string, got {type(value).__name__}")
+    if not value or len(value) > max_len:
+        raise _invalid(name, f"must be 1..{max_len} characters")
+    if not value.isprintable():
+        raise _invalid(name, "must not contain control characters")
+    return value
+
+
+def _hex_field(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        raise _invalid(name, "must be 64 hexadecimal characters")
+    return value.lower()
+
+
+def _check_file_name(name: str) -> None:
+    if name in (".", "..") or name.strip() == "":
+        raise _invalid("fileName", "must not be empty, '.' or '..'")
+    if len(name) > 250:
+        raise _invalid("fileName", "must be at most 250 characters")
+    bad = sorted(set(name) & _BAD_NAME_CHARS)
+    if bad:
+        raise _invalid("fileName", f"must not contain {''.join(bad)!r}")
+
+
+def proof_seeds(authorization: str, user_id: str, app_auth: bool) -> list[str]:
+    """Candidate ProofCode origin values (§9.5 / §14.7).
+
+    Under app auth the X-User-Id value; under token auth the Authorization
+    header value exactly as sent, and also the bare token (the docs leave
+    open whether the ``Bearer`` prefix is part of it).
+    """
+    if app_auth:
+        return [user_id]
+    seeds = [authorization]
+    token = _bearer_token(authorization)
+    if token is not None and token not in seeds:
+        seeds.append(token)
+    return seeds
+
+
+def proof_range(origin: str, size: int) -> tuple[int, int]:
+    """Byte range [start, end) the proofCode covers (§9.5, big-endian reading)."""
+    if size <= 0:
+        raise ValueError("size must be > 0")
+    seed = hashlib.sha256(origin.encode()).hexdigest()
+    tail = hashlib.sha256(seed.encode()).digest()[24:32]
+    start = (int.from_bytes(tail, "big") & 0x7FFF_FFFF_FFFF_FFFF) % size
+    return start, min(start + 8, size)
+
+
+def _bearer_token(authorization: str) -> str | None:
+    for prefix in ("Bearer ", "Bearer+"):
+        if authorization.startswith(prefix):
+            return authorization[len(prefix):].strip()
+    return None
+
+
+def _app_auth_canonical(request: Request, signed: list[str], body: bytes) -> str:
+    segments = [quote(unquote(s), safe="-_.~") for s in request.url.path.split("/")]
+    uri = "/".join(segments)
+    if not uri.endswith("/"):
+        uri += "/"
+    pairs = []
+    raw_query = request.scope.get("query_string", b"").decode("latin-1")
+    for item in raw_query.split("&"):
+        if item:
+            k, _, v = item.partition("=")
+            pairs.append((quote(unquote(k), safe="-_.~"), quote(unquote(v), safe="-_.~")))
+    query = "&".join(f"{k}={v}" for k, v in sorted(pairs))
+    headers = "".join(f"{name}:{(request.headers.get(name) or '').strip()}\n" for name in signed)
+    return "\n".join(
+        [request.method.upper(), uri, query, headers, ";".join(signed), hashlib.sha256(body).hexdigest()]
+    )
+
+
+# ---------------------------------------------------------------- the app
+class _App:
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.store = state.store
+        self.config = state.config
+
+    # ---- control plane plumbing
+    async def _read_json(self, request: Request) -> tuple[bytes, dict[str, Any]]:
+        limit = self.config.max_json_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiFailure(CODE_VALIDATION, f"request body exceeds {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiFailure(CODE_VALIDATION, f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        return raw, self._parse_json(raw)
+
+    @staticmethod
+    def _parse_json(raw: bytes) -> dict[str, Any]:
+        if not raw.strip():
+            return {}
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiFailure(CODE_VALIDATION, "request body is not valid JSON") from None
+        if not isinstance(doc, dict):
+            raise ApiFailure(CODE_VALIDATION, "request body must be a JSON object")
+        return doc
+
+    def _authenticate(self, request: Request, body: bytes) -> tuple[str, bool]:
+        """Check credentials; returns (authorization value, app_auth)."""
+        auth = request.headers.get("authorization")
+        if not auth:
+            raise ApiFailure(CODE_AUTH, "Authorization header is missing", 401)
+        user_id = request.headers.get("x-user-id")
+        if not user_id:
+            raise ApiFailure(CODE_AUTH, "X-User-Id header is missing", 401)
+        x_date = request.headers.get("x-date")
+        if not x_date:
+            raise ApiFailure(CODE_AUTH, "X-Date header is missing", 401)
+        try:
+            when = _dt.datetime.strptime(x_date, _X_DATE_FORMAT).replace(tzinfo=_dt.timezone.utc)
+        except ValueError:
+            raise ApiFailure(CODE_AUTH, "X-Date must be yyyyMMddTHHmmssZ (UTC)", 401) from None
+        age = time.time() - when.timestamp()
+        if age > self.config.x_date_window:
+            raise ApiFailure(CODE_AUTH, "X-Date is more than 15 minutes old", 401)
+        if age < -self.config.future_leeway:
+            raise ApiFailure(CODE_AUTH, "X-Date is in the future", 401)
+        token = _bearer_token(auth)
+        if token is not None:
+            if not any(hmac.compare_digest(token.encode(), t.encode()) for t in self.state.tokens):
+                raise ApiFailure(CODE_AUTH, "access token is invalid or expired", 401)
+            if user_id != self.config.user_id:
+                raise ApiFailure(CODE_AUTH, "X-User-Id does not match the token's user", 401)
+            return auth, False
+        if auth.startswith("HMAC-SHA256 "):
+            fields: dict[str, str] = {}
+            for part in auth[len("HMAC-SHA256 "):].split(","):
+                key, _, value = part.strip().partition("=")
+                fields[key] = value
+            app_id, signed_text, signature = (fields.get(k) for k in ("AppId", "SignedHeaders", "Signature"))
+            if not app_id or not signed_text or not signature:
+                raise ApiFailure(CODE_AUTH, "app auth needs AppId, SignedHeaders and Signature", 401)
+            secret = self.config.app_credentials.get(app_id)
+            if secret is None:
+                raise ApiFailure(CODE_AUTH, "unknown AppId", 401)
+            signed = signed_text.lower().split(";")
+            if "x-date" not in signed or "x-user-id" not in signed:
+                raise ApiFailure(CODE_AUTH, "SignedHeaders must include x-date and x-user-id", 401)
+            canonical = _app_auth_canonical(request, signed, body)
+            to_sign = "HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
+            expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, signature.lower()):
+                raise ApiFailure(CODE_AUTH, "app auth signature does not match", 401)
+            return auth, True
+        raise ApiFailure(CODE_AUTH, "Authorization must be 'Bearer <token>' or HMAC-SHA256 app auth", 401)
+
+    def _api(self, name: str, handler: Callable[[Request, dict[str, Any], tuple[str, bool]], Awaitable[dict[str, Any]]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            self.state.stats._count_api(name)
+            delay = self.state.faults.current_latency
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                fault = self.state.faults.take_api_fault()
+                if fault is not None:
+                    if fault.kind == "rate_limit":
+                        raise ApiFailure(CODE_THROTTLED, "request throttled", 429,
+                                         {"Retry-After": _retry_after(fault.retry_after)})
+                    raise ApiFailure(CODE_INTERNAL, "inner server invoke failure", fault.status)
+                raw, body = await self._read_json(request)
+                auth = self._authenticate(request, raw)
+                result = await handler(request, body, auth)
+                return JSONResponse({"code": 0, "msg": SUCCESS_MSG, **result})
+            except ApiFailure as exc:
+                return _api_error(exc.code, exc.msg, exc.status, exc.headers)
+            except ClientDisconnect:
+                return Response(status_code=400)
+            except Exception:
+                log.exception("internal error in %s", name)
+                return _api_error(CODE_INTERNAL, "inner server invoke failure", 500)
+
+        return endpoint
+
+    # ---- URL building
+    def _base_url(self, request: Request) -> str:
+        host = request.headers.get("host") or f"{self.config.host}:{self.config.port}"
+        return f"{request.url.scheme}://{host}"
+
+    def _part_url(self, request: Request, rec: FileRecord, plan: PlanRecord) -> str:
+        query = f"partNumber={plan.part_number}&uploadId={rec.upload_id}"
+        if plan.part_number > 1:
+            ctx = IterationCtx(plan.hash_type, plan.words, plan.part_offset)
+            query += "&X-Amz-Iteration-Hash-Ctx=" + quote(encode_ctx(ctx), safe="")
+        url = f"{self._base_url(request)}{BUCKET}/{rec.file_id}?{query}"
+        return _sigv4.presign_url(
+            "PUT", url, access_key=self.state.access_key, secret_key=self.state.secret_key,
+            region=self.config.region, expires=self.state.url_ttl,
+            signed_headers=("content-length", "host"),
+            headers={"content-length": str(plan.part_size)},
+        )
+
+    def _object_url(self, request: Request, rec: FileRecord) -> str:
+        return _sigv4.presign_url(
+            "GET", f"{self._base_url(request)}{BUCKET}/{rec.file_id}",
+            access_key=self.state.access_key, secret_key=self.state.secret_key,
+            region=self.config.region, expires=self.state.url_ttl, signed_headers=("host",),
+        )
+
+    # ---- part plans
+    def _parse_parts(self, items: object, rec: FileRecord, *, required: bool) -> list[PlanRecord]:
+        limits = self.state.limits
+        if items is None:
+            if required:
+                raise _invalid("multiParts", "is required")
+            return []
+        if not isinstance(items, list):
+            raise _invalid("multiParts", "must be a list")
+        if required and not items:
+            raise _invalid("multiParts", "must not be empty")
+        if len(items) > limits.max_parts_per_request:
+            raise _invalid("multiParts", f"must list at most {limits.max_parts_per_request} parts per request")
+        plans: dict[int, PlanRecord] = {}
+        for index, item in enumerate(items):
+            where = f"multiParts[{index}]."
+            if not isinstance(item, dict):
+                raise _invalid(f"multiParts[{index}]", "must be an object")
+            number = _int_field(item, "partNumber", 1, limits.max_parts, where=where)
+            size = _int_field(item, "partSize", 0, limits.max_part_size, where=where)
+            assert number is not None and size is not None
+            offset = _int_field(item, "partOffset", 0, limits.max_file_size, required=number > 1, where=where)
+            offset = 0 if offset is None else offset
+            if number in plans:
+                raise _invalid(f"{where}partNumber", f"{number} is listed twice")
+            if number == 1 and offset != 0:
+                raise _invalid(f"{where}partOffset", "must be 0 for part 1")
+            if offset % limits.part_alignment:
+                raise _invalid(f"{where}partOffset", f"must be a multiple of {limits.part_alignment}")
+            if offset < (number - 1) * limits.min_part_size:
+                raise _invalid(f"{where}partOffset", f"is too small for part {number} (parts before it are at least {limits.min_part_size} bytes)")
+            if offset + size > rec.length:
+                raise _invalid(f"{where}partOffset", f"+ partSize exceeds the file length {rec.length}")
+            last = offset + size == rec.length
+            if not last:
+                if size < limits.min_part_size:
+                    raise _invalid(f"{where}partSize", f"must be at least {limits.min_part_size} except for the last part")
+                if size % limits.part_alignment:
+                    raise _invalid(f"{where}partSize", f"must be a multiple of {limits.part_alignment} except for the last part")
+            ctx_words = item.get("hashCtx")
+            words: tuple[int, ...]
+            if ctx_words is None or (number == 1 and ctx_words == []):
+                if number > 1:
+                    raise _invalid(f"{where}hashCtx", "is required for every part except part 1")
+                hash_type, words = "sha256", SHA256_IV
+            else:
+                if (
+                    not isinstance(ctx_words, list)
+                    or len(ctx_words) not in (8, 5)
+                    or not all(_is_int(w) and 0 <= w < 2**32 for w in ctx_words)
+                ):
+                    raise _invalid(f"{where}hashCtx", "must be 8 (SHA-256) or 5 (SHA-1) integers in 0..4294967295")
+                hash_type = "sha256" if len(ctx_words) == 8 else "sha1"
+                words = tuple(int(w) for w in ctx_words)
+                if number == 1 and words not in (SHA256_IV, SHA1_IV):
+                    raise _invalid(f"{where}hashCtx", "of part 1 must be absent or the initial value")
+                if number == 1:
+                    hash_type, words = "sha256", SHA256_IV
+            plans[number] = PlanRecord(number, size, offset, hash_type, words)
+        for number, plan in plans.items():
+            neighbour = plans.get(number + 1) or self.store.get_plan(rec.file_id, number + 1)
+            if neighbour is not None and neighbour.part_offset != plan.part_offset + plan.part_size:
+                raise _invalid("multiParts", f"partOffset of part {number + 1} must equal partOffset + partSize of part {number}")
+            before = plans.get(number - 1) or self.store.get_plan(rec.file_id, number - 1)
+            if before is not None and plan.part_offset != before.part_offset + before.part_size:
+                raise _invalid("multiParts", f"partOffset of part {number} must equal partOffset + partSize of part {number - 1}")
+        return list(plans.values())
+
+    def _parts_response(self, request: Request, rec: FileRecord, plans: list[PlanRecord]) -> list[dict[str, Any]]:
+        out = []
+        for plan in plans:
+            item: dict[str, Any] = {
+                "partNumber": plan.part_number, "partSize": plan.part_size,
+                "partOffset": plan.part_offset, "uploadUrl": self._part_url(request, rec, plan),
+            }
+            if plan.part_number > 1:
+                item["hashCtx"] = list(plan.words)
+            out.append(item)
+        out.sort(key=lambda p: p["partNumber"], reverse=self.config.reverse_part_order)
+        return out
+
+    # ---- endpoints
+    async def create(self, request: Request, body: dict[str, Any], auth: tuple[str, bool]) -> dict[str, Any]:
+        limits = self.state.limits
+        name = _str_field(body, "fileName", 1000)
+        assert name is not None
+        _check_file_name(name)
+        file_type = body.get("fileType")
+        if _is_int(file_type):
+            file_type = str(file_type)
+        if not isinstance(file_type, str) or not file_type or len(file_type) > 32:
+            raise _invalid("fileType", "is required and must be a string of 1..32 characters")
+        parents = body.get("parentFolder")
+        if isinstance(parents, str):
+            parents = [parents]
+        if not isinstance(parents, list) or not parents or not all(isinstance(p, str) and 0 < len(p) <= 128 and p.isprintable() for p in parents):
+            raise _invalid("parentFolder", "must be a non-empty list of folder ids")
+        container = _str_field(body, "containerId", 128)
+        assert container is not None
+        length = _int_field(body, "length", 0, limits.max_file_size)
+        assert length is not None
+        sha256 = _hex_field(body, "sha256")
+        pre_hash = _hex_field(body, "preHash")
+        proof = _hex_field(body, "proofCode")
+        mode = body.get("uploadMode", "multipart")
+        if mode != "multipart":
+            raise _invalid("uploadMode", "must be 'multipart' (other modes are not supported)")
+        upload_type = _int_field(body, "uploadType", 0, 2, required=False)
+        if upload_type not in (None, 1):
+            raise _invalid("uploadType", "must be 1 (0 and 2 are not supported yet)")
+        auto_rename = _int_field(body, "autoRename", 2, 4, required=False)
+        description = body.get("description")
+        if description is not None and (not isinstance(description, str) or len(description) > 512):
+            raise _invalid("description", "must be a string of at most 512 characters")
+        mime = _str_field(body, "mimeType", 255, required=False)
+        parent = [parents[0]]
+
+        self.store.purge_expired(time.time() - self.config.upload_expiry)
+        clashes = self.store.find_by_name(container, parent, name)
+        if clashes:
+            if auto_rename == 3:
+                raise ApiFailure(CODE_DUPLICATE_NAME, "a file with this name already exists")
+            if auto_rename == 4 and sha256 is not None:
+                for old in clashes:
+                    if old.status == "complete" and old.sha256 == sha256:
+                        return {
+                            "fileId": old.file_id, "fileName": old.file_name, "containerId": container,
+                            "parentFolder": parent, "uploadId": old.upload_id, "exist": True,
+                            "rapidUpload": False, "multiParts": [],
+                        }
+            name = self._renamed(container, parent, name)
+
+        file_id, upload_id = self.store.new_ids()
+        rec = FileRecord(
+            file_id, upload_id, request.headers.get("x-user-id", ""), container, parent, name,
+            file_type, length, sha256, pre_hash, mime, description, "uploading", time.time(),
+            None, None, False,
+        )
+        rapid_key = self._rapid_hit(rec, proof, auth)
+        plans = [] if rapid_key else self._parse_parts(body.get("multiParts"), rec, required=False)
+        self.store.insert_file(rec)
+        result: dict[str, Any] = {
+            "fileId": file_id, "fileName": name, "containerId": container, "parentFolder": parent,
+            "uploadId": upload_id, "exist": False, "rapidUpload": rapid_key is not None,
+        }
+        if rapid_key is not None:
+            assert sha256 is not None
+            self.store.complete(file_id, sha256, [], rapid_key=rapid_key)
+            result["multiParts"] = []
+            return result
+        if plans:
+            self.store.put_plan(file_id, plans)
+        result["multiParts"] = self._parts_response(request, rec, plans)
+        return result
+
+    def _renamed(self, container: str, parent: list[str], name: str) -> str:
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem:
+            stem, ext = name, ""
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        for counter in range(1000):
+            suffix = f"_{stamp}" + (f"_{counter}" if counter else "")
+            candidate = f"{stem}{suffix}" + (f".{ext}" if ext else "")
+            if len(candidate) > 250:
+                candidate = candidate[-250:]
+            if not self.store.find_by_name(container, parent, candidate):
+                return candidate
+        raise ApiFailure(CODE_DUPLICATE_NAME, "could not find a free name")
+
+    def _rapid_hit(self, rec: FileRecord, proof: str | None, auth: tuple[str, bool]) -> str | None:
+        """Content key if create may finish at once (flash upload), else None."""
+        if rec.sha256 is None:
+            return None
+        found = self.store.find_content(rec.sha256, rec.length)
+        if found is None:
+            return None
+        key, _ = found
+        if rec.length == 0:
+            return key
+        if proof is None:
+            return None
+        files = self.store.content_files(key)
+        for origin in proof_seeds(auth[0], rec.user_id, auth[1]):
+            start, end = proof_range(origin, rec.length)
+            if hashlib.sha256(self.store.read_range(files, start, end)).hexdigest() == proof:
+                return key
+        return None
+
+    def _uploading(self, file_id: object) -> FileRecord:
+        if not isinstance(file_id, str):
+            raise _invalid("fileId", "is required and must be a string")
+        rec = self.store.get_file(file_id)
+        if rec is not None and rec.status == "uploading" and rec.created_at < time.time() - self.config.upload_expiry:
+            self.store.purge_expired(time.time() - self.config.upload_expiry)
+            rec = None
+        if rec is None:
+            raise ApiFailure(CODE_NO_UPLOAD, "upload task does not exist")
+        return rec
+
+    async def upload_url(self, request: Request, body: dict[str, Any], auth: tuple[str, bool]) -> dict[str, Any]:
+        rec = self._uploading(body.get("fileId"))
+        if rec.status != "uploading":
+            raise ApiFailure(CODE_NO_UPLOAD, "upload task does not exist (the file is already complete)")
+        plans = self._parse_parts(body.get("multiParts"), rec, required=True)
+        self.store.put_plan(rec.file_id, plans)
+        return {"fileId": rec.file_id, "uploadId": rec.upload_id, "multiParts": self._parts_response(request, rec, plans)}
+
+    async def complete(self, request: Request, body: dict[str, Any], auth: tuple[str, bool]) -> dict[str, Any]:
+        rec = self._uploading(body.get("fileId"))
+        sha256 = _hex_field(body, "sha256") or rec.sha256
+        if rec.status == "complete":
+            if sha256 is not None and sha256 != rec.sha256:
+                raise ApiFailure(CODE_INTEGRITY, "file integrity check failed: sha256 differs from the stored file")
+            return {"fileId": rec.file_id, "sha256": rec.sha256}
+        final, sizes = await asyncio.to_thread(self._verify_chain, rec)
+        if sha256 is not None and final != sha256:
+            raise ApiFailure(CODE_INTEGRITY, "file integrity check failed: the SHA-256 of the uploaded data differs from sha256")
+        if rec.pre_hash is not None and rec.length:
+            head = self.store.read_range([(self.store.part_path(rec.file_id, i + 1), s) for i, s in enumerate(sizes)], 0, min(1024, rec.length))
+            if hashlib.sha256(head).hexdigest() != rec.pre_hash:
+                raise ApiFailure(CODE_INTEGRITY, "file integrity check failed: preHash differs from the first 1 KiB")
+        await asyncio.to_thread(self.store.complete, rec.file_id, final, sizes)
+        return {"fileId": rec.file_id, "sha256": final}
+
+    def _verify_chain(self, rec: FileRecord) -> tuple[str, list[int]]:
+        """Check the stored parts form the file; return (sha256, part sizes)."""
+        parts = self.store.parts(rec.file_id)
+        if rec.length == 0 and not parts:
+            return EMPTY_SHA256, []
+
+        def fail(why: str) -> ApiFailure:
+            return ApiFailure(CODE_INTEGRITY, f"file integrity check failed: {why}")
+
+        expected_offset = 0
+        for index, part in enumerate(parts, 1):
+            if part.part_number != index:
+                raise fail(f"part {index} is missing")
+            if part.part_offset != expected_offset:
+                raise fail(f"part {index} starts at {part.part_offset}, expected {expected_offset}")
+            expected_offset += part.part_size
+            if expected_offset >= rec.length:
+                parts = parts[:index]
+                break
+        if expected_offset != rec.length:
+            raise fail(f"parts cover {expected_offset} of {rec.length} bytes (part {len(parts) + 1} is missing)")
+        types = {p.hash_type for p in parts[1:]}
+        if len(types) > 1:
+            raise fail("parts mix SHA-256 and SHA-1 contexts")
+        chain_type = types.pop() if types else "sha256"
+        sizes = [p.part_size for p in parts]
+        if chain_type == "sha1":
+            return self._verify_sha1_chain(rec, parts), sizes
+        for before, after in zip(parts, parts[1:]):
+            if before.end_words != after.start_words:
+                raise fail(f"the state after part {before.part_number} differs from the hashCtx of part {after.part_number}")
+        return parts[-1].digest, sizes
+
+    def _verify_sha1_chain(self, rec: FileRecord, parts: list[PartRecord]) -> str:
+        """SHA-1 chains: check the SHA-1 links, then re-read the data for SHA-256."""
+        whole = Hasher(IterationCtx.initial("sha256"))
+        first = Hasher(IterationCtx.initial("sha1"))
+        for part in parts:
+            with open(self.store.part_path(rec.file_id, part.part_number), "rb") as fh:
+                while block := fh.read(4 << 20):
+                    whole.update(block)
+                    if part.part_number == 1:
+                        first.update(block)
+        ends = {1: first.words()}
+        for part in parts[1:]:
+            ends[part.part_number] = part.end_words
+        for before, after in zip(parts, parts[1:]):
+            if ends[before.part_number] != after.start_words:
+                raise ApiFailure(CODE_INTEGRITY, f"file integrity check failed: the SHA-1 state after part {before.part_number} differs from the hashCtx of part {after.part_number}")
+        return whole.hexdigest()
+
+    async def detail(self, request: Request, body: dict[str, Any], auth: tuple[str, bool]) -> dict[str, Any]:
+        rec = self.store.get_file(request.path_params["file_id"])
+        if rec is None:
+            raise ApiFailure(CODE_NOT_FOUND, "resource does not exist")
+        return {
+            "fileId": rec.file_id, "fileName": rec.file_name, "containerId": rec.container_id,
+            "parentFolder": rec.parent_folder, "fileType": rec.file_type, "length": rec.length,
+            "sha256": rec.sha256, "hash": rec.sha256, "type": 3, "mimeType": rec.mime_type,
+            "status": "completed" if rec.status == "complete" else "uploading",
+            "uploadId": rec.upload_id, "rapidUpload": rec.rapid,
+            "createdTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rec.created_at)),
+        }
+
+    async def download(self, request: Request, body: dict[str, Any], auth: tuple[str, bool]) -> dict[str, Any]:
+        container = _str_field(body, "containerId", 128)
+        ids = body.get("fileIds")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 100 or not all(isinstance(i, str) for i in ids):
+            raise _invalid("fileIds", "must be a list of 1..100 file ids")
+        downloads = []
+        for file_id in ids:
+            rec = self.store.get_file(file_id)
+            entry: dict[str, Any] = {"fileId": file_id}
+            if rec is None:
+                entry.update(code=CODE_NOT_FOUND, msg="resource does not exist")
+            elif rec.container_id != container:
+                entry.update(code=13000302, msg="file is not in the given space")
+            elif rec.status != "complete":
+                entry.update(code=CODE_UPLOAD_FAILED, msg="file upload is not complete")
+            else:
+                entry.update(code=0, msg=SUCCESS_MSG, fileName=rec.file_name, url=self._object_url(request, rec))
+            downloads.append(entry)
+        ok = sum(1 for d in downloads if d["code"] == 0)
+        batch = 1 if ok == len(downloads) else (2 if ok == 0 else 0)
+        return {"batchCode": batch, "downloads": downloads}
+
+    # ---- storage plane
+    def _verify_url(self, request: Request, method: str, signed: tuple[str, ...]) -> _sigv4.VerifiedPresign:
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        headers = {k: v for k, v in request.headers.items()}
+        try:
+            return _sigv4.verify_presigned(
+                method, request.url.path, query, headers,
+                secret_for=lambda key: self.state.secret_key if hmac.compare_digest(key, self.state.access_key) else None,
+                region=self.config.region, required_signed_headers=signed,
+            )
+        except _sigv4.PresignExpired:
+            raise S3Failure(403, "AccessDenied", "Request has expired") from None
+        except _sigv4.SignatureMismatch:
+            raise S3Failure(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.") from None
+        except _sigv4.MalformedPresign as exc:
+            raise S3Failure(400, "AuthorizationQueryParametersError", str(exc)) from None
+
+    async def put_part(self, request: Request) -> Response:
+        file_id = request.path_params["file_id"]
+        number_text = request.query_params.get("partNumber", "")
+        number = int(number_text) if number_text.isdigit() and len(number_text) < 6 else 0
+        self.state.stats._count_put((file_id, number))
+        delay = self.state.faults.current_latency
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            fault = self.state.faults.take_put_fault()
+            if fault is not None:
+                return await self._put_fault(request, fault)
+            return await self._store_part(request, file_id, number)
+        except S3Failure as exc:
+            return _s3_error(exc.status, exc.code, exc.message, exc.headers)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        except Exception:
+            log.exception("internal error storing a part")
+            return _s3_error(500, "InternalError", "We encountered an internal error. Please try again.")
+
+    async def _put_fault(self, request: Request, fault: Any) -> Response:
+        if fault.kind == "drop":
+            received = 0
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received >= fault.after_bytes:
+                    break
+            _abort_connection(request)
+            return Response(status_code=500)
+        async for _ in request.stream():  # drain so the client sees the answer cleanly
+            pass
+        if fault.kind == "rate_limit":
+            return _s3_error(429, "SlowDown", "Please reduce your request rate.",
+                             {"Retry-After": _retry_after(fault.retry_after)})
+        if fault.status == 503:
+            return _s3_error(503, "ServiceUnavailable", "Please reduce your request rate.")
+        return _s3_error(500, "InternalError", "We encountered an internal error. Please try again.")
+
+    async def _store_part(self, request: Request, file_id: str, number: int) -> Response:
+        if "transfer-encoding" in request.headers:
+            raise S3Failure(411, "MissingContentLength", "Chunked transfer encoding is not supported; send Content-Length.")
+        declared = request.headers.get("content-length")
+        if declared is None:
+            raise S3Failure(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
+        verified = self._verify_url(request, "PUT", ("content-length", "host"))
+        upload_id = verified.params.get("uploadId", "")
+        if not 1 <= number <= self.state.limits.max_parts or not valid_upload_id(upload_id):
+            raise S3Failure(400, "InvalidArgument", "partNumber and uploadId are required")
+        rec = self.store.get_file(file_id) if valid_file_id(file_id) else None
+        expired = rec is not None and rec.created_at < time.time() - self.config.upload_expiry
+        if rec is None or rec.upload_id != upload_id or rec.status != "uploading" or expired:
+            raise S3Failure(404, "NoSuchUpload", "The specified upload does not exist.")
+        plan = self.store.get_plan(file_id, number)
+        if plan is None:
+            raise S3Failure(404, "NoSuchUpload", "The part was never planned for this upload.")
+        ctx_text = verified.params.get("X-Amz-Iteration-Hash-Ctx")
+        if ctx_text is None:
+            if number != 1:
+                raise S3Failure(400, "InvalidArgument", "X-Amz-Iteration-Hash-Ctx is required for parts after the first")
+            ctx = IterationCtx.initial("sha256")
+        else:
+            try:
+                ctx = decode_ctx(ctx_text)
+            except CtxError as exc:
+                raise S3Failure(400, "InvalidArgument", str(exc)) from None
+        if ctx.offset != plan.part_offset:
+            raise S3Failure(400, "InvalidArgument", f"hash context length {ctx.offset} does not match partOffset {plan.part_offset}")
+        if number > 1 and (ctx.words != plan.words or ctx.hash_type != plan.hash_type):
+            raise S3Failure(400, "InvalidArgument", "hash context differs from the part plan (stale URL)")
+        if not declared.isdigit() or int(declared) != plan.part_size:
+            raise S3Failure(400, "InvalidArgument", f"Content-Length must equal partSize {plan.part_size}")
+        size = plan.part_size
+        tmp = self.store.temp_path()
+        sink = _PartSink(tmp, ctx, self.config.fsync)
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future[None] | None = None
+        buffer = bytearray()
+        received = 0
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > size:
+                    raise S3Failure(400, "IncompleteBody", "The request body is longer than Content-Length.")
+                buffer += chunk
+                if len(buffer) >= self.config.write_buffer:
+                    if pending is not None:
+                        await pending
+                    pending = loop.run_in_executor(None, sink.write, buffer)
+                    buffer = bytearray()
+            if pending is not None:
+                await pending
+                pending = None
+            if received != size:
+                raise S3Failure(400, "IncompleteBody", "The request body is shorter than Content-Length.")
+            await loop.run_in_executor(None, sink.write, buffer)
+            await loop.run_in_executor(None, sink.finish)
+            part = PartRecord(number, size, plan.part_offset, ctx.hash_type, ctx.words, sink.hasher.words(), sink.hasher.hexdigest())
+            # the upload may have completed or expired while the body streamed
+            current = self.store.get_file(file_id)
+            if current is None or current.status != "uploading":
+                raise S3Failure(404, "NoSuchUpload", "The specified upload does not exist.")
+            await loop.run_in_executor(None, self.store.record_part, file_id, part, tmp)
+        finally:
+            if pending is not None:
+                try:
+                    await pending
+                except Exception:
+                    pass
+            sink.close()
+            tmp.unlink(missing_ok=True)
+        self.state.stats._count_accepted((file_id, number), size)
+        etag = '"' + "".join(f"{w:08x}" for w in part.end_words) + '"'
+        return Response(status_code=200, headers={"ETag": etag})
+
+    async def get_object(self, request: Request) -> Response:
+        self.state.stats._count_get()
+        try:
+            self._verify_url(request, "GET", ("host",))
+            rec = self.store.get_file(request.path_params["file_id"])
+            if rec is None or rec.status != "complete" or rec.content_key is None:
+                raise S3Failure(404, "NoSuchKey", "The specified key does not exist.")
+            files = self.store.content_files(rec.content_key)
+        except S3Failure as exc:
+            return _s3_error(exc.status, exc.code, exc.message, exc.headers)
+        headers = {"Content-Length": str(rec.length), "ETag": f'"{rec.sha256}"'}
+        return StreamingResponse(self.store.iter_content(files), media_type="application/octet-stream", headers=headers)
+
+
+class _PartSink:
+    """Hashes and writes one part body (called from a worker thread)."""
+
+    def __init__(self, path: Path, ctx: IterationCtx, fsync: bool) -> None:
+        self.hasher = Hasher(ctx)
+        self._fh = open(path, "wb", buffering=0)
+        self._fsync = fsync
+
+    def write(self, data: bytearray) -> None:
+        if data:
+            self.hasher.update(data)
+            view = memoryview(data)
+            while view:
+                written = self._fh.write(view)
+                view = view[written or 0:]
+
+    def finish(self) -> None:
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+def _retry_after(seconds: float) -> str:
+    return str(max(0, int(seconds))) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+def _abort_connection(request: Request) -> None:
+    """Close the client connection abruptly (uvicorn exposes the transport on receive's owner)."""
+    owner = getattr(request.receive, "__self__", None)
+    transport = getattr(owner, "transport", None)
+    if transport is not None:
+        transport.abort()
+        return
+    raise RuntimeError("cannot drop the connection: transport not reachable")
+
+
+def create_app(state: ServerState) -> Starlette:
+    """Build the ASGI app over ``state``."""
+    app = _App(state)
+    routes = [
+        Route(f"{API}/files/create", app._api("create", app.create), methods=["POST"]),
+        Route(f"{API}/files/multipart/uploadUrl", app._api("uploadUrl", app.upload_url), methods=["POST"]),
+        Route(f"{API}/files/complete", app._api("complete", app.complete), methods=["POST"]),
+        Route(f"{API}/files/download", app._api("download", app.download), methods=["POST"]),
+        Route(API + "/files/{file_id}/detail", app._api("detail", app.detail), methods=["POST"]),
+        Route(BUCKET + "/{file_id}", app.put_part, methods=["PUT"]),
+        Route(BUCKET + "/{file_id}", app.get_object, methods=["GET"]),
+    ]
+    starlette = Starlette(routes=routes)
+    if state.config.log_requests:
+        return _RequestLog(starlette)  # type: ignore[return-value]
+    return starlette
+
+
+class _RequestLog:
+    """ASGI wrapper logging method, path (never the query: it holds signatures) and status."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [0]
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        started = time.monotonic()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            log.info("%s %s %s %.1fms", scope["method"], scope["path"], status[0], (time.monotonic() - started) * 1000)

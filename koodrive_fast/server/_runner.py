@@ -1,0 +1,255 @@
+"""Run the server in a background thread (tests, demos) or in the foreground (CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from .._config import Limits
+from ._app import ServerState, create_app
+from ._faults import Faults, Stats
+from ._settings import ServerConfig
+from ._store import Store
+
+__all__ = ["LocalServer", "build_state", "bind_socket"]
+
+_START_TIMEOUT = 15.0
+_STOP_TIMEOUT = 10.0
+
+
+def build_state(config: ServerConfig, data_dir: Path, faults: Faults, stats: Stats, tokens: tuple[str, ...]) -> ServerState:
+    """Open the store and resolve generated credentials (kept in the data dir)."""
+    store = Store(data_dir)
+    access_key = config.access_key or store.setting("s3_access_key", "KDLOCAL" + secrets.token_hex(8).upper())
+    secret_key = config.secret_key or store.setting("s3_secret_key", secrets.token_urlsafe(30))
+    return ServerState(config, store, faults, stats, tokens, access_key, secret_key, config.url_ttl, config.limits())
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket with SO_REUSEADDR (so a restart can rebind the port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(512)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class LocalServer:
+    """A KooDrive-compatible server on loopback, run in a background thread.
+
+    >>> with LocalServer(min_part_size=64) as srv:       # doctest: +SKIP
+    ...     client = srv.client()
+
+    Keyword arguments build a :class:`ServerConfig` (or pass ``config=``).
+    Exposes ``base_url``, ``token``, ``user_id``, ``limits``, ``data_dir``,
+    ``faults`` (:class:`~koodrive_fast.server._faults.Faults`), ``stats``
+    (:class:`~koodrive_fast.server._faults.Stats`), :meth:`restart` and
+    :meth:`set_url_ttl`.  A temporary data dir (``data_dir=None``) is
+    removed at :meth:`stop`.
+    """
+
+    def __init__(self, config: ServerConfig | None = None, **kwargs: Any) -> None:
+        if config is not None and kwargs:
+            raise TypeError("pass either config= or keyword settings, not both")
+        self.config = config if config is not None else ServerConfig(**kwargs)
+        self.faults = Faults()
+        self.stats = Stats()
+        tokens = self.config.tokens
+        self._tokens: tuple[str, ...] = tuple(tokens) if tokens else (secrets.token_urlsafe(32),)
+        self._temp_dir: str | None = None
+        self._data_dir: Path | None = None
+        self._port = self.config.port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._state: ServerState | None = None
+        self._url_ttl = self.config.url_ttl
+        self._error: BaseException | None = None
+
+    # ---- public properties
+    @property
+    def token(self) -> str:
+        return self._tokens[0]
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return self._tokens
+
+    @property
+    def user_id(self) -> str:
+        return self.config.user_id
+
+    @property
+    def limits(self) -> Limits:
+        return self.config.limits()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        if not self.running:
+            raise RuntimeError("the server is not running")
+        host = self.config.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def data_dir(self) -> Path:
+        if self._data_dir is None:
+            raise RuntimeError("the server has not been started")
+        return self._data_dir
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def access_key(self) -> str:
+        """Access key of the presigned URLs (tests craft URLs with it)."""
+        return self._require_state().access_key
+
+    @property
+    def secret_key(self) -> str:
+        return self._require_state().secret_key
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    def set_url_ttl(self, seconds: int) -> None:
+        """Lifetime of URLs issued from now on (also kept across restarts)."""
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= 604800:
+            raise ValueError(f"seconds must be an int in 1..604800, got {seconds!r}")
+        self._url_ttl = seconds
+        if self._state is not None:
+            self._state.url_ttl = seconds
+
+    def client(self, **kwargs: Any) -> Any:
+        """A :class:`koodrive_fast.Client` for this server (bearer token, lowered limits)."""
+        from .._auth import BearerToken
+        from .._client import Client
+
+        kwargs.setdefault("limits", self.limits)
+        return Client(self.base_url, BearerToken(self.token, self.user_id), **kwargs)
+
+    # ---- lifecycle
+    def start(self) -> LocalServer:
+        """Start serving; returns once the port accepts connections."""
+        if self.running:
+            raise RuntimeError("the server is already running")
+        if self._data_dir is None:
+            if self.config.data_dir is None:
+                self._temp_dir = tempfile.mkdtemp(prefix="koodrive-fast-server-")
+                self._data_dir = Path(self._temp_dir)
+            else:
+                self._data_dir = Path(self.config.data_dir)
+                self._data_dir.mkdir(parents=True, exist_ok=True)
+        sock = bind_socket(self.config.host, self._port)
+        self._port = sock.getsockname()[1]
+        try:
+            state = build_state(self.config, self._data_dir, self.faults, self.stats, self._tokens)
+        except BaseException:
+            sock.close()
+            raise
+        state.url_ttl = self._url_ttl
+        self._state = state
+        uv_config = uvicorn.Config(
+            create_app(state), log_level="warning", access_log=False, lifespan="off",
+            timeout_graceful_shutdown=2, h11_max_incomplete_event_size=64 * 1024,
+        )
+        server = uvicorn.Server(uv_config)
+        self._server = server
+        self._error = None
+        started = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            try:
+                asyncio.set_event_loop(loop)
+                loop.run_until_complete(self._serve(server, sock, started))
+            except BaseException as exc:  # reported to start()
+                self._error = exc
+            finally:
+                started.set()
+                loop.close()
+                sock.close()
+
+        self._thread = threading.Thread(target=run, name=f"koodrive-local-server:{self._port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if self._error is not None or not self._thread.is_alive():
+                self._cleanup_after_stop()
+                raise RuntimeError(f"local server failed to start: {self._error!r}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError("local server did not start in time")
+            started.wait(0.01)
+        return self
+
+    @staticmethod
+    async def _serve(server: uvicorn.Server, sock: socket.socket, started: threading.Event) -> None:
+        # uvicorn installs signal handlers only on the main thread; this is not it
+        await server.serve(sockets=[sock])
+
+    def stop(self) -> None:
+        """Stop serving (bounded in time) and close the store; removes a temporary data dir."""
+        self._shutdown()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+            self._data_dir = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port with the same data dir."""
+        self._shutdown()
+        self.start()
+
+    def _shutdown(self) -> None:
+        server, thread = self._server, self._thread
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(_STOP_TIMEOUT / 2)
+            if thread.is_alive():
+                server.force_exit = True
+                thread.join(_STOP_TIMEOUT / 2)
+        self._cleanup_after_stop()
+
+    def _cleanup_after_stop(self) -> None:
+        if self._state is not None:
+            self._state.store.close()
+            self._state = None
+        self._server = None
+        self._thread = None
+
+    def _require_state(self) -> ServerState:
+        if self._state is None:
+            raise RuntimeError("the server is not running")
+        return self._state
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = f"http://{self.config.host}:{self._port}" if self.running else "stopped"
+        return f"<LocalServer {where}>"

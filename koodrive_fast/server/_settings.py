@@ -1,0 +1,76 @@
+"""Server configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from .._config import MiB, Limits
+
+__all__ = ["ServerConfig", "DEFAULT_USER_ID"]
+
+DEFAULT_USER_ID = "1505084218764547200"
+
+
+@dataclasses.dataclass
+class ServerConfig:
+    """Settings of a local KooDrive-compatible server.
+
+    ``data_dir=None`` means a fresh temporary directory (removed when a
+    :class:`~koodrive_fast.server.LocalServer` stops).  ``tokens=None``
+    generates one bearer token.  ``app_credentials`` maps app ids to
+    secrets for the HMAC-SHA256 app-auth scheme.  ``access_key`` /
+    ``secret_key`` sign the presigned URLs (generated and kept in the data
+    dir when None, so URLs survive a restart).
+    """
+
+    data_dir: str | Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    tokens: tuple[str, ...] | list[str] | None = None
+    user_id: str = DEFAULT_USER_ID
+    app_credentials: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    min_part_size: int = 5 * MiB
+    url_ttl: int = 3600
+    upload_expiry: float = 24 * 3600.0
+    max_json_body: int = 1 * MiB
+    x_date_window: float = 15 * 60.0
+    future_leeway: float = 5.0
+    region: str = "koodrive-local-1"
+    access_key: str | None = None
+    secret_key: str | None = None
+    fsync: bool = True
+    write_buffer: int = 4 * MiB
+    reverse_part_order: bool = True
+    log_requests: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("port", "min_part_size", "url_ttl", "max_json_body", "write_buffer"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"ServerConfig.{name} must be an int, got {type(value).__name__}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"ServerConfig.port must be in 0..65535, got {self.port}")
+        if self.min_part_size < 64 or self.min_part_size % 64:
+            raise ValueError("ServerConfig.min_part_size must be a positive multiple of 64")
+        if not 1 <= self.url_ttl <= 7 * 24 * 3600:
+            raise ValueError("ServerConfig.url_ttl must be in 1..604800 seconds")
+        if self.upload_expiry <= 0:
+            raise ValueError("ServerConfig.upload_expiry must be > 0 seconds")
+        if self.max_json_body < 1024:
+            raise ValueError("ServerConfig.max_json_body must be >= 1024 bytes")
+        if self.write_buffer < 64 * 1024:
+            raise ValueError("ServerConfig.write_buffer must be >= 65536 bytes")
+        if self.tokens is not None:
+            self.tokens = tuple(self.tokens)
+            if not self.tokens or not all(isinstance(t, str) and t and t.isprintable() and " " not in t for t in self.tokens):
+                raise ValueError("ServerConfig.tokens must be non-empty strings without spaces")
+        if not isinstance(self.user_id, str) or not self.user_id or not self.user_id.isprintable():
+            raise ValueError("ServerConfig.user_id must be a non-empty printable string")
+        self.app_credentials = dict(self.app_credentials)
+        self.limits()  # validates min_part_size against the other limits
+
+    def limits(self) -> Limits:
+        """Protocol limits with this server's minimum part size."""
+        return Limits(min_part_size=self.min_part_size)
