@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kd_internal.h"
@@ -119,9 +120,31 @@ static int scan_check(const kd_scan *scan, uint64_t length) {
     return KD_OK;
 }
 
+static uint64_t scan_allowed_end(const kd_scan *scan) {
+    return __atomic_load_n(&scan->allowed_end, __ATOMIC_ACQUIRE);
+}
+
+/* Bytes the window lets the scan hash from pos on, waiting (short sleeps)
+ * while it lets none; 0 means cancelled.  want is what the caller has. */
+static uint64_t scan_window(kd_scan *scan, uint64_t pos, uint64_t want, uint64_t end) {
+    for (;;) {
+        uint64_t limit = scan_allowed_end(scan);
+        if (limit == 0 || limit >= pos + want) return want;
+        if (limit >= end) return want; /* the whole rest is allowed */
+        if (limit > pos) {
+            uint64_t n = (limit - pos) & ~(uint64_t)63; /* whole blocks only */
+            if (n) return n;
+        }
+        if (scan_cancelled(scan)) return 0;
+        struct timespec ts = {0, 200 * 1000}; /* 200 us */
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Hash n bytes; every chunk but the last is a multiple of 64 so ctx.buf
- * stays empty until the end.  end is the absolute end of the scan. */
-static void scan_feed(kd_scan *scan, const uint8_t *p, size_t n, uint64_t end) {
+ * stays empty until the end.  end is the absolute end of the scan.
+ * Honours the allowed_end window; returns KD_OK or KD_ECANCELLED. */
+static int scan_feed(kd_scan *scan, const uint8_t *p, size_t n, uint64_t end) {
     kd_hash_ctx *ctx = &scan->ctx;
     kd_blocks_fn blocks = kd_blocks_for(ctx->algorithm);
     size_t nwords = (size_t)kd_words_for(ctx->algorithm);
@@ -131,6 +154,9 @@ static void scan_feed(kd_scan *scan, const uint8_t *p, size_t n, uint64_t end) {
         uint64_t next = (pos / stride + 1) * stride;
         uint64_t nb = n / 64;
         if (nb > (next - pos) / 64) nb = (next - pos) / 64;
+        uint64_t ok = scan_window(scan, pos, nb * 64, end);
+        if (ok == 0) return KD_ECANCELLED;
+        nb = ok / 64;
         blocks(ctx->h, p, (size_t)nb);
         pos += nb * 64;
         p += nb * 64;
@@ -144,11 +170,13 @@ static void scan_feed(kd_scan *scan, const uint8_t *p, size_t n, uint64_t end) {
         __atomic_store_n(&scan->bytes_done, scan->bytes_done + nb * 64, __ATOMIC_RELEASE);
     }
     if (n) {
+        if (scan_window(scan, ctx->length, n, end) == 0) return KD_ECANCELLED;
         memcpy(ctx->buf, p, n);
         ctx->buf_len = (uint32_t)n;
         ctx->length += n;
         __atomic_store_n(&scan->bytes_done, scan->bytes_done + n, __ATOMIC_RELEASE);
     }
+    return KD_OK;
 }
 
 static size_t scan_read_size(const kd_scan *scan) {
@@ -169,7 +197,8 @@ int kd_scan_buffer(kd_scan *scan, const uint8_t *data, size_t len) {
     while (len) {
         if (scan_cancelled(scan)) return KD_ECANCELLED;
         size_t n = len < step ? len : step;
-        scan_feed(scan, data, n, end);
+        rc = scan_feed(scan, data, n, end);
+        if (rc) return rc;
         data += n;
         len -= n;
     }
@@ -238,7 +267,7 @@ static int scan_fd_inline(kd_scan *scan, int fd, uint64_t offset, uint64_t lengt
     } else if ((uint64_t)got < length) {
         rc = KD_ESHORT;
     } else {
-        scan_feed(scan, buf, (size_t)length, scan->ctx.length + length);
+        rc = scan_feed(scan, buf, (size_t)length, scan->ctx.length + length);
     }
     free(buf);
     return rc;
@@ -299,7 +328,8 @@ int kd_scan_fd(kd_scan *scan, int fd, uint64_t offset, uint64_t length) {
             rc = KD_ECANCELLED;
             break;
         }
-        scan_feed(scan, rs.buf[slot], want, end);
+        rc = scan_feed(scan, rs.buf[slot], want, end);
+        if (rc) break;
         done += want;
         pthread_mutex_lock(&rs.mu);
         rs.filled[slot] = -1;
@@ -319,6 +349,5 @@ out_free:
 }
 
 void kd_scan_allow(kd_scan *scan, uint64_t end) {
-    /* TODO(kernels helper): make scan_feed wait while ctx.length >= allowed_end. */
     __atomic_store_n(&scan->allowed_end, end, __ATOMIC_RELEASE);
 }

@@ -121,7 +121,17 @@ uint64_t kd_scan_states_done(const kd_scan *scan);
 void kd_scan_cancel(kd_scan *scan);
 /* Raise allowed_end (release store); a scan waiting at the limit resumes.
  * Lets an uploader keep hashing at most a window ahead of its uploads so
- * parts are sent while their pages are still in the page cache. */
+ * parts are sent while their pages are still in the page cache.
+ *
+ * Window semantics: allowed_end is an absolute hash offset (the same scale
+ * as ctx.length).  0 means no limit.  Otherwise the scan hashes only whole
+ * 64-byte blocks that end at or below allowed_end (the final partial block
+ * needs allowed_end >= the scan's end; any allowed_end >= the end lifts the
+ * limit).  At the limit the hashing thread sleeps in 200 us steps, checking
+ * cancel (-> KD_ECANCELLED) and allowed_end, so bytes_done and states_done
+ * stop at the limit and resume when it is raised.  The helper reader may
+ * still read up to its buffers' worth (3 x read_size) ahead.  Lowering the
+ * limit below the current position only pauses the scan there. */
 void kd_scan_allow(kd_scan *scan, uint64_t end);
 /* END CDEF */
 

@@ -1,0 +1,154 @@
+/* kd_k_avx2.c - SHA-256 for x86-64 CPUs with AVX2 + BMI2 but no SHA-NI.
+ *
+ * The "vectorised message schedule" approach: two blocks are scheduled at
+ * once (one per 128-bit lane of a YMM register, four words per step), W + K
+ * goes to a small stack table, and the rounds run on scalar registers, where
+ * BMI2's rorx (three-operand rotate) and andn keep the round short.
+ */
+#include "kd_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+#include <immintrin.h>
+
+#include "kd_cpu_x86.h"
+
+#define KD_AVX2_TARGET __attribute__((target("avx2,bmi,bmi2")))
+
+static const uint32_t K256_AVX2[64] __attribute__((aligned(32))) = {
+    0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
+    0xab1c5ed5u, 0xd807aa98u, 0x12835b01u, 0x243185beu, 0x550c7dc3u, 0x72be5d74u, 0x80deb1feu,
+    0x9bdc06a7u, 0xc19bf174u, 0xe49b69c1u, 0xefbe4786u, 0x0fc19dc6u, 0x240ca1ccu, 0x2de92c6fu,
+    0x4a7484aau, 0x5cb0a9dcu, 0x76f988dau, 0x983e5152u, 0xa831c66du, 0xb00327c8u, 0xbf597fc7u,
+    0xc6e00bf3u, 0xd5a79147u, 0x06ca6351u, 0x14292967u, 0x27b70a85u, 0x2e1b2138u, 0x4d2c6dfcu,
+    0x53380d13u, 0x650a7354u, 0x766a0abbu, 0x81c2c92eu, 0x92722c85u, 0xa2bfe8a1u, 0xa81a664bu,
+    0xc24b8b70u, 0xc76c51a3u, 0xd192e819u, 0xd6990624u, 0xf40e3585u, 0x106aa070u, 0x19a4c116u,
+    0x1e376c08u, 0x2748774cu, 0x34b0bcb5u, 0x391c0cb3u, 0x4ed8aa4au, 0x5b9cca4fu, 0x682e6ff3u,
+    0x748f82eeu, 0x78a5636fu, 0x84c87814u, 0x8cc70208u, 0x90befffau, 0xa4506cebu, 0xbef9a3f7u,
+    0xc67178f2u};
+
+#define VROTR(x, n) _mm256_or_si256(_mm256_srli_epi32(x, n), _mm256_slli_epi32(x, 32 - (n)))
+
+KD_AVX2_TARGET static inline __m256i ssig0(__m256i x) {
+    return _mm256_xor_si256(_mm256_xor_si256(VROTR(x, 7), VROTR(x, 18)), _mm256_srli_epi32(x, 3));
+}
+
+/* sigma1 of x, for 64-bit lanes holding the pair (x, x): (x:x) >> n has
+ * rotr(x, n) in its low half, so a rotate costs one shift.  The result is
+ * valid in the even 32-bit lanes. */
+KD_AVX2_TARGET static inline __m256i ssig1_pairs(__m256i xx) {
+    __m256i r = _mm256_xor_si256(_mm256_srli_epi64(xx, 17), _mm256_srli_epi64(xx, 19));
+    return _mm256_xor_si256(r, _mm256_srli_epi32(xx, 10));
+}
+
+/* Next four schedule words of both blocks from the previous sixteen
+ * (x0 = W[t-16..t-13], ..., x3 = W[t-4..t-1]). */
+KD_AVX2_TARGET static inline __m256i schedule4(__m256i x0, __m256i x1, __m256i x2, __m256i x3) {
+    __m256i w = _mm256_add_epi32(x0, ssig0(_mm256_alignr_epi8(x1, x0, 4)));
+    w = _mm256_add_epi32(w, _mm256_alignr_epi8(x3, x2, 4));
+    /* words t, t+1 need sigma1(W[t-2]), sigma1(W[t-1]) = lanes 2, 3 of x3 */
+    __m256i s = ssig1_pairs(_mm256_shuffle_epi32(x3, 0xFA)); /* (x2,x2,x3,x3) */
+    s = _mm256_shuffle_epi32(s, 0x08);                         /* lanes 0,2 -> 0,1; hi = junk */
+    s = _mm256_blend_epi32(s, _mm256_setzero_si256(), 0xCC);
+    w = _mm256_add_epi32(w, s);
+    /* words t+2, t+3 need sigma1 of the new words t, t+1 */
+    s = ssig1_pairs(_mm256_shuffle_epi32(w, 0x50)); /* (w0,w0,w1,w1) */
+    s = _mm256_shuffle_epi32(s, 0x80);              /* lanes 0,2 -> 2,3 */
+    s = _mm256_blend_epi32(s, _mm256_setzero_si256(), 0x33);
+    return _mm256_add_epi32(w, s);
+}
+
+/* Fill wk[0..63] (block at p) and wk[64..127] (block at q) with W + K. */
+KD_AVX2_TARGET static inline void schedule2(uint32_t *wk, const uint8_t *p, const uint8_t *q) {
+    const __m256i bswap = _mm256_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL,
+                                            0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m256i x[4];
+    for (int g = 0; g < 4; g++) {
+        __m256i v = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 16 * g))),
+            _mm_loadu_si128((const __m128i *)(q + 16 * g)), 1);
+        x[g] = _mm256_shuffle_epi8(v, bswap);
+    }
+    for (int g = 0; g < 16; g++) {
+        __m256i cur = x[g & 3];
+        if (g >= 4) {
+            cur = schedule4(x[g & 3], x[(g + 1) & 3], x[(g + 2) & 3], x[(g + 3) & 3]);
+            x[g & 3] = cur;
+        }
+        __m256i k = _mm256_broadcastsi128_si256(
+            _mm_load_si128((const __m128i *)(K256_AVX2 + 4 * g)));
+        __m256i v = _mm256_add_epi32(cur, k);
+        _mm_store_si128((__m128i *)(wk + 4 * g), _mm256_castsi256_si128(v));
+        _mm_store_si128((__m128i *)(wk + 64 + 4 * g), _mm256_extracti128_si256(v, 1));
+    }
+}
+
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+/* Round with the previous round's (a ^ b) carried as bc for Maj:
+ * Maj(a,b,c) = b ^ ((a ^ b) & (b ^ c)). */
+#define RND(a, b, c, d, e, f, g, h, t)                                                     \
+    do {                                                                                   \
+        h += wk[t] + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g));      \
+        d += h;                                                                            \
+        uint32_t ab_ = a ^ b;                                                              \
+        h += (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + (b ^ (ab_ & bc));                  \
+        bc = ab_;                                                                          \
+    } while (0)
+
+#define RND8(t)                                                                            \
+    RND(a, b, c, d, e, f, g, h, (t) + 0);                                                  \
+    RND(h, a, b, c, d, e, f, g, (t) + 1);                                                  \
+    RND(g, h, a, b, c, d, e, f, (t) + 2);                                                  \
+    RND(f, g, h, a, b, c, d, e, (t) + 3);                                                  \
+    RND(e, f, g, h, a, b, c, d, (t) + 4);                                                  \
+    RND(d, e, f, g, h, a, b, c, (t) + 5);                                                  \
+    RND(c, d, e, f, g, h, a, b, (t) + 6);                                                  \
+    RND(b, c, d, e, f, g, h, a, (t) + 7)
+
+KD_AVX2_TARGET static inline void rounds(uint32_t *state, const uint32_t *wk) {
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+    uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
+    uint32_t bc = b ^ c;
+    RND8(0);
+    RND8(8);
+    RND8(16);
+    RND8(24);
+    RND8(32);
+    RND8(40);
+    RND8(48);
+    RND8(56);
+    state[0] += a;
+    state[1] += b;
+    state[2] += c;
+    state[3] += d;
+    state[4] += e;
+    state[5] += f;
+    state[6] += g;
+    state[7] += h;
+}
+
+KD_AVX2_TARGET
+void kd_sha256_blocks_avx2(uint32_t *state, const uint8_t *p, size_t nblocks) {
+    uint32_t wk[128] __attribute__((aligned(32)));
+    uint32_t s[8];
+    for (int i = 0; i < 8; i++) s[i] = state[i];
+    while (nblocks >= 2) {
+        schedule2(wk, p, p + 64);
+        rounds(s, wk);
+        rounds(s, wk + 64);
+        p += 128;
+        nblocks -= 2;
+    }
+    if (nblocks) {
+        schedule2(wk, p, p);
+        rounds(s, wk);
+    }
+    for (int i = 0; i < 8; i++) state[i] = s[i];
+    _mm256_zeroupper();
+}
+
+int kd_cpu_avx2(void) { return kd_x86_has_avx2_bmi2(); }
+
+#else
+typedef int kd_k_avx2_empty; /* ISO C forbids an empty translation unit */
+#endif
