@@ -1,0 +1,142 @@
+"""Retry policy: exponential backoff with full jitter, bounded in count and time.
+
+Which calls are retried on what (decided here, used by the client):
+
+* idempotent calls (``uploadUrl``, ``detail``, ``download``, and ``complete``,
+  which the server treats idempotently) are retried on HTTP 429/500/502/503/504
+  and on any connection, protocol or timeout error;
+* ``create`` is **not** idempotent (a repeat may create a second, renamed
+  file), so it is retried only when the server certainly did not act on it:
+  HTTP 429, or an error while *connecting* (``ConnectError``,
+  ``ConnectTimeout``, ``PoolTimeout``) — never after a 5xx or a read timeout;
+* 4xx business errors (KooDrive ``code``s) are never retried.
+
+``Retry-After`` (seconds or an HTTP date) is honoured up to ``max_retry_after``;
+a longer wait, or one that would overrun ``max_elapsed``, ends the retries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Optional
+
+import httpx
+
+__all__ = [
+    "RetryPolicy",
+    "RetryBudget",
+    "parse_retry_after",
+    "is_retryable_transport_error",
+    "RETRYABLE_STATUSES",
+]
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_CONNECT_PHASE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_RETRYABLE_TRANSPORT_ERRORS = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry one API call.
+
+    ``max_attempts`` counts the first try; delay before retry *k* (1-based) is
+    uniform in ``[0, min(backoff_max, backoff_base * 2**(k-1))]`` (full jitter),
+    or exactly that cap with ``jitter=False``.  ``max_elapsed`` bounds the total
+    wall time of a call including its sleeps.
+    """
+
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    max_elapsed: float = 60.0
+    max_retry_after: float = 60.0
+    jitter: bool = True
+    statuses: frozenset[int] = RETRYABLE_STATUSES
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise ValueError(f"RetryPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        for name in ("backoff_base", "backoff_max", "max_elapsed", "max_retry_after"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")
+
+    @classmethod
+    def never(cls) -> RetryPolicy:
+        """A policy that makes exactly one attempt."""
+        return cls(max_attempts=1)
+
+    def backoff(self, retry_number: int, rng: Callable[[], float] = random.random) -> float:
+        """Delay before retry ``retry_number`` (1-based), before any ``Retry-After``."""
+        cap = min(self.backoff_max, self.backoff_base * (1 << min(retry_number - 1, 62)))
+        return cap * rng() if self.jitter else cap
+
+
+class RetryBudget:
+    """The retry state of one call: attempts made and time spent."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.policy = policy
+        self.attempts = 1
+        self._monotonic = monotonic
+        self._rng = rng
+        self._start = monotonic()
+
+    def next_delay(self, retry_after: Optional[float] = None) -> Optional[float]:
+        """Seconds to wait before the next attempt, or ``None`` when the budget is spent."""
+        policy = self.policy
+        if self.attempts >= policy.max_attempts:
+            return None
+        delay = policy.backoff(self.attempts, self._rng)
+        if retry_after is not None:
+            if retry_after > policy.max_retry_after:
+                return None
+            delay = max(delay, retry_after)
+        if self._monotonic() - self._start + delay > policy.max_elapsed:
+            return None
+        self.attempts += 1
+        return delay
+
+
+def parse_retry_after(value: Optional[str], now: Optional[datetime] = None) -> Optional[float]:
+    """``Retry-After`` as seconds (delta-seconds or HTTP-date); ``None`` if absent/invalid."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def is_retryable_transport_error(exc: BaseException, *, idempotent: bool) -> bool:
+    """Whether an httpx error may be retried for a call of this kind."""
+    if isinstance(exc, _CONNECT_PHASE_ERRORS):
+        return True
+    return idempotent and isinstance(exc, _RETRYABLE_TRANSPORT_ERRORS)
