@@ -58,40 +58,70 @@ KD_AVX2_TARGET static inline __m256i schedule4(__m256i x0, __m256i x1, __m256i x
     return _mm256_add_epi32(w, s);
 }
 
+/* W + K of group g (cur) to wk: low lane -> block at p, high -> block at q. */
+#define STORE_WK(cur, g)                                                                   \
+    do {                                                                                   \
+        __m256i v_ = _mm256_add_epi32(                                                     \
+            cur, _mm256_broadcastsi128_si256(                                              \
+                     _mm_load_si128((const __m128i *)(K256_AVX2 + 4 * (g)))));             \
+        _mm_store_si128((__m128i *)(wk + 4 * (g)), _mm256_castsi256_si128(v_));            \
+        _mm_store_si128((__m128i *)(wk + 64 + 4 * (g)), _mm256_extracti128_si256(v_, 1));  \
+    } while (0)
+
+#define SCHED(x0, x1, x2, x3, g)                                                           \
+    do {                                                                                   \
+        x0 = schedule4(x0, x1, x2, x3);                                                    \
+        STORE_WK(x0, g);                                                                   \
+    } while (0)
+
 /* Fill wk[0..63] (block at p) and wk[64..127] (block at q) with W + K. */
-KD_AVX2_TARGET static inline void schedule2(uint32_t *wk, const uint8_t *p, const uint8_t *q) {
+KD_AVX2_TARGET static inline __attribute__((always_inline)) void schedule2(uint32_t *wk,
+                                                                           const uint8_t *p,
+                                                                           const uint8_t *q) {
     const __m256i bswap = _mm256_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL,
                                             0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
-    __m256i x[4];
-    for (int g = 0; g < 4; g++) {
-        __m256i v = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 16 * g))),
-            _mm_loadu_si128((const __m128i *)(q + 16 * g)), 1);
-        x[g] = _mm256_shuffle_epi8(v, bswap);
-    }
-    for (int g = 0; g < 16; g++) {
-        __m256i cur = x[g & 3];
-        if (g >= 4) {
-            cur = schedule4(x[g & 3], x[(g + 1) & 3], x[(g + 2) & 3], x[(g + 3) & 3]);
-            x[g & 3] = cur;
-        }
-        __m256i k = _mm256_broadcastsi128_si256(
-            _mm_load_si128((const __m128i *)(K256_AVX2 + 4 * g)));
-        __m256i v = _mm256_add_epi32(cur, k);
-        _mm_store_si128((__m128i *)(wk + 4 * g), _mm256_castsi256_si128(v));
-        _mm_store_si128((__m128i *)(wk + 64 + 4 * g), _mm256_extracti128_si256(v, 1));
-    }
+#define LOAD2(off)                                                                         \
+    _mm256_shuffle_epi8(                                                                   \
+        _mm256_inserti128_si256(                                                           \
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + (off)))),         \
+            _mm_loadu_si128((const __m128i *)(q + (off))), 1),                             \
+        bswap)
+    __m256i x0 = LOAD2(0), x1 = LOAD2(16), x2 = LOAD2(32), x3 = LOAD2(48);
+#undef LOAD2
+    STORE_WK(x0, 0);
+    STORE_WK(x1, 1);
+    STORE_WK(x2, 2);
+    STORE_WK(x3, 3);
+    SCHED(x0, x1, x2, x3, 4);
+    SCHED(x1, x2, x3, x0, 5);
+    SCHED(x2, x3, x0, x1, 6);
+    SCHED(x3, x0, x1, x2, 7);
+    SCHED(x0, x1, x2, x3, 8);
+    SCHED(x1, x2, x3, x0, 9);
+    SCHED(x2, x3, x0, x1, 10);
+    SCHED(x3, x0, x1, x2, 11);
+    SCHED(x0, x1, x2, x3, 12);
+    SCHED(x1, x2, x3, x0, 13);
+    SCHED(x2, x3, x0, x1, 14);
+    SCHED(x3, x0, x1, x2, 15);
 }
 
 #define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-/* Round with the previous round's (a ^ b) carried as bc for Maj:
- * Maj(a,b,c) = b ^ ((a ^ b) & (b ^ c)). */
+/* One round.  The e chain is kept short: d + h + W+K + Ch(e,f,g) is formed
+ * while Sigma1(e) is computed, so the new e costs one add after both.  Maj
+ * reuses the previous round's a ^ b: Maj(a,b,c) = b ^ ((a ^ b) & (b ^ c)). */
 #define RND(a, b, c, d, e, f, g, h, t)                                                     \
     do {                                                                                   \
-        h += wk[t] + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g));      \
-        d += h;                                                                            \
+        uint32_t hk_ = h + wk[t];                                                          \
+        uint32_t ch_ = (e & f) ^ (~e & g);                                                 \
+        uint32_t s1_ = ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25);                             \
+        uint32_t t1_ = hk_ + ch_;                                                          \
         uint32_t ab_ = a ^ b;                                                              \
-        h += (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + (b ^ (ab_ & bc));                  \
+        uint32_t s0_ = ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22);                             \
+        uint32_t mj_ = b ^ (ab_ & bc);                                                     \
+        d = (d + t1_) + s1_;                                                               \
+        t1_ += s1_;                                                                        \
+        h = t1_ + (s0_ + mj_);                                                             \
         bc = ab_;                                                                          \
     } while (0)
 
@@ -105,7 +135,7 @@ KD_AVX2_TARGET static inline void schedule2(uint32_t *wk, const uint8_t *p, cons
     RND(c, d, e, f, g, h, a, b, (t) + 6);                                                  \
     RND(b, c, d, e, f, g, h, a, (t) + 7)
 
-KD_AVX2_TARGET static inline void rounds(uint32_t *state, const uint32_t *wk) {
+KD_AVX2_TARGET static inline __attribute__((always_inline)) void rounds(uint32_t *state, const uint32_t *wk) {
     uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
     uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
     uint32_t bc = b ^ c;
@@ -127,23 +157,27 @@ KD_AVX2_TARGET static inline void rounds(uint32_t *state, const uint32_t *wk) {
     state[7] += h;
 }
 
+/* Pairs of blocks: the schedule of the next pair is issued between the
+ * rounds of the current pair's two blocks, so the out-of-order core runs
+ * the vector work in the gaps of the scalar round chain. */
 KD_AVX2_TARGET
 void kd_sha256_blocks_avx2(uint32_t *state, const uint8_t *p, size_t nblocks) {
-    uint32_t wk[128] __attribute__((aligned(32)));
-    uint32_t s[8];
-    for (int i = 0; i < 8; i++) s[i] = state[i];
+    uint32_t wk[2][128] __attribute__((aligned(32)));
+    if (nblocks == 0) return;
+    int cur = 0;
+    schedule2(wk[0], p, nblocks >= 2 ? p + 64 : p);
     while (nblocks >= 2) {
-        schedule2(wk, p, p + 64);
-        rounds(s, wk);
-        rounds(s, wk + 64);
+        rounds(state, wk[cur]);
+        if (nblocks >= 4)
+            schedule2(wk[cur ^ 1], p + 128, p + 192);
+        else if (nblocks == 3)
+            schedule2(wk[cur ^ 1], p + 128, p + 128);
+        rounds(state, wk[cur] + 64);
+        cur ^= 1;
         p += 128;
         nblocks -= 2;
     }
-    if (nblocks) {
-        schedule2(wk, p, p);
-        rounds(s, wk);
-    }
-    for (int i = 0; i < 8; i++) state[i] = s[i];
+    if (nblocks) rounds(state, wk[cur]);
     _mm256_zeroupper();
 }
 
