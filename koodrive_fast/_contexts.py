@@ -268,22 +268,27 @@ def part_contexts(
 
     if isinstance(source, (str, os.PathLike)):
         name = os.fsdecode(source)
-        with open(source, "rb", buffering=0) as handle:
-            return _contexts_of_fd(handle.fileno(), 0, name, checked_algorithm, part_size, progress)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is then rejected)
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            return _contexts_of_fd(fd, 0, name, checked_algorithm, part_size, progress)
+        finally:
+            os.close(fd)
 
     if isinstance(source, io.TextIOBase):
         raise TypeError("source must be opened in binary mode ('rb'), not text mode")
     fileno = getattr(source, "fileno", None)
     if fileno is not None and not isinstance(source, io.BytesIO):
+        object_fd: Optional[int]
         try:
-            fd = fileno()
+            object_fd = fileno()
         except io.UnsupportedOperation:
-            fd = None
-        if fd is not None:
-            name = str(getattr(source, "name", f"fd {fd}"))
-            _regular_file_stat(fd, name)
+            object_fd = None
+        if object_fd is not None:
+            name = str(getattr(source, "name", f"fd {object_fd}"))
+            _regular_file_stat(object_fd, name)
             offset = source.tell() if hasattr(source, "tell") else 0
-            result = _contexts_of_fd(fd, offset, name, checked_algorithm, part_size, progress)
+            result = _contexts_of_fd(object_fd, offset, name, checked_algorithm, part_size, progress)
             if hasattr(source, "seek"):
                 source.seek(offset + result.size)
             return result

@@ -16,7 +16,6 @@ import binascii
 import dataclasses
 import json
 import threading
-import urllib.parse
 from typing import Any, ClassVar, Literal, NoReturn, TypeVar
 
 from ._native import ALGORITHMS, DIGEST_SIZES, WORDS, ffi, lib
@@ -139,7 +138,12 @@ def _ctx_error(reason: str) -> NoReturn:
 def _decode_ctx_document(text: str) -> dict[str, Any]:
     if len(text) > _CTX_TEXT_LIMIT:
         _ctx_error(f"longer than {_CTX_TEXT_LIMIT} characters")
-    cleaned = urllib.parse.unquote(text.strip()).translate({ord("-"): "+", ord("_"): "/"})
+    cleaned = text.strip()
+    if "%" in cleaned:  # URL-encoded padding (%3D)
+        import urllib.parse
+
+        cleaned = urllib.parse.unquote(cleaned)
+    cleaned = cleaned.translate({ord("-"): "+", ord("_"): "/"})
     cleaned = cleaned.rstrip("=")
     if not cleaned:
         _ctx_error("empty")

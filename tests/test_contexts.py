@@ -221,7 +221,7 @@ def test_progress_zero_bytes() -> None:
 def test_progress_exception_cancels_scan(tmp_path: Path, error: type[BaseException]) -> None:
     path = tmp_path / "big.bin"
     with path.open("wb") as handle:  # sparse: costs no disk, still hashed
-        handle.truncate(256 * 1024 * 1024)
+        handle.truncate(64 * 1024 * 1024)
 
     def progress(delta: int) -> None:
         raise error("stop")
@@ -245,7 +245,7 @@ def test_file_changed_during_scan(tmp_path: Path) -> None:
 def test_file_truncated_during_scan(tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
     with path.open("wb") as handle:
-        handle.truncate(256 * 1024 * 1024)
+        handle.truncate(64 * 1024 * 1024)
 
     def shrink(delta: int) -> None:
         os.truncate(path, 1024)
@@ -330,3 +330,10 @@ def test_states_match_incremental_hasher(algorithm: str) -> None:
             assert hasher.state() == HashState(algorithm, part.hash_ctx, part.part_offset)  # type: ignore[arg-type]
         hasher.update(data[part.part_offset : part.part_offset + part.part_size])
     assert hasher.hexdigest() == result.digest
+
+
+def test_fifo_path_is_rejected_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="regular file"):
+        part_contexts(fifo, 64)

@@ -1,0 +1,100 @@
+"""The ``koodrive-fast`` command line: argparse with one module per subcommand.
+
+Each module in :data:`_COMMAND_MODULES` exposes ``add_parser(subparsers)``,
+whose parser sets ``func=run`` with ``run(args) -> int``.  Keep imports at
+the top of those modules cheap (start-up time); import heavy things in
+``run``.
+
+Exit status: 0 success, 1 the operation failed, 2 bad usage or input,
+130 interrupted.  User errors print one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import NoReturn, Optional, Sequence
+
+from ._version import __version__
+
+__all__ = ["main", "CliError", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+PROG = "koodrive-fast"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_COMMAND_MODULES = ["koodrive_fast._cmd_hash"]
+
+
+class CliError(Exception):
+    """A user-facing failure: ``main`` prints the message as one line and exits with ``status``."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line on stderr, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    parser = _Parser(
+        prog=PROG,
+        description="Fast concurrent multipart uploads to Huawei Cloud KooDrive.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def _print_error(prog: str, message: str) -> None:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        code = exc.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    prog = f"{PROG} {args.command}"
+    try:
+        status = func(args)
+        return int(status) if status is not None else EXIT_OK
+    except CliError as exc:
+        _print_error(prog, str(exc))
+        return exc.status
+    except KeyboardInterrupt:
+        _print_error(prog, "interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (``| head``): stay quiet, and keep Python's
+        # exit-time flush from raising again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    # ``python -m koodrive_fast._cli``: run the imported module, not this
+    # ``__main__`` copy, so CliError raised by the commands is the one caught
+    from koodrive_fast._cli import main as _main
+
+    sys.exit(_main())
