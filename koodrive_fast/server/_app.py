@@ -868,6 +868,7 @@ def create_app(state: ServerState) -> Starlette:
         Route(BUCKET + "/{file_id}", app.get_object, methods=["GET"]),
     ]
     starlette = Starlette(routes=routes)
+    starlette.router.redirect_slashes = False
     if state.config.log_requests:
         return _RequestLog(starlette)  # type: ignore[return-value]
     return starlette

@@ -27,6 +27,35 @@ _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 10.0
 
 
+class _ThreadServer(uvicorn.Server):
+    """uvicorn.Server whose main loop wakes at once when asked to exit from another thread."""
+
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            try:
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            except asyncio.TimeoutError:
+                pass
+            should_exit = await self.on_tick(counter)
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # loop closed in between
+                pass
+
+
 def build_state(config: ServerConfig, data_dir: Path, faults: Faults, stats: Stats, tokens: tuple[str, ...]) -> ServerState:
     """Open the store and resolve generated credentials (kept in the data dir)."""
     store = Store(data_dir)
@@ -38,7 +67,8 @@ def build_state(config: ServerConfig, data_dir: Path, faults: Faults, stats: Sta
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket with SO_REUSEADDR (so a restart can rebind the port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only then
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -75,7 +105,7 @@ class LocalServer:
         self._temp_dir: str | None = None
         self._data_dir: Path | None = None
         self._port = self.config.port
-        self._server: uvicorn.Server | None = None
+        self._server: _ThreadServer | None = None
         self._thread: threading.Thread | None = None
         self._state: ServerState | None = None
         self._url_ttl = self.config.url_ttl
@@ -174,7 +204,7 @@ class LocalServer:
             create_app(state), log_level="warning", access_log=False, lifespan="off",
             timeout_graceful_shutdown=2, h11_max_incomplete_event_size=64 * 1024,
         )
-        server = uvicorn.Server(uv_config)
+        server = _ThreadServer(uv_config)
         self._server = server
         self._error = None
         started = threading.Event()
@@ -205,7 +235,7 @@ class LocalServer:
         return self
 
     @staticmethod
-    async def _serve(server: uvicorn.Server, sock: socket.socket, started: threading.Event) -> None:
+    async def _serve(server: _ThreadServer, sock: socket.socket, started: threading.Event) -> None:
         # uvicorn installs signal handlers only on the main thread; this is not it
         await server.serve(sockets=[sock])
 
@@ -225,7 +255,7 @@ class LocalServer:
     def _shutdown(self) -> None:
         server, thread = self._server, self._thread
         if server is not None and thread is not None:
-            server.should_exit = True
+            server.request_exit()
             thread.join(_STOP_TIMEOUT / 2)
             if thread.is_alive():
                 server.force_exit = True
