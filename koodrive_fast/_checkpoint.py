@@ -1,0 +1,199 @@
+"""Resumable-upload checkpoints: versioned JSON files written atomically.
+
+One file per (endpoint, user, absolute path) in the checkpoint directory
+(default ``$XDG_CACHE_HOME/koodrive-fast`` or ``~/.cache/koodrive-fast``).
+It records the file's identity (size, mtime_ns), the part size and hash
+algorithm, the server-side ids, every part-start context computed so far and
+the parts already uploaded.  Writes go to a temporary file in the same
+directory, are fsynced, then ``os.replace``d over the old one, so a crash
+(even ``kill -9``) leaves either the old or the new checkpoint, never a torn
+one.  A checkpoint that cannot be parsed, has another version, or describes
+another state of the file is ignored with a logged warning (never an
+exception, never the ``warnings`` module).  Checkpoints hold no credentials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+__all__ = ["CHECKPOINT_VERSION", "CheckpointKey", "Checkpoint", "CheckpointStore", "default_checkpoint_dir"]
+
+logger = logging.getLogger("koodrive_fast")
+
+CHECKPOINT_VERSION = 1
+_WORDS = {"sha256": 8, "sha1": 5}
+
+
+def default_checkpoint_dir() -> Path:
+    """``$XDG_CACHE_HOME/koodrive-fast``, else ``~/.cache/koodrive-fast``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "koodrive-fast"
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointKey:
+    """What a checkpoint is valid for.  All fields must match to resume."""
+
+    endpoint: str
+    user_id: str
+    path: str  # absolute
+    size: int
+    mtime_ns: int
+    part_size: int
+    algorithm: str = "sha256"
+
+    def file_stem(self) -> str:
+        """File name stem: stable for a given (endpoint, user, path)."""
+        ident = json.dumps([self.endpoint, self.user_id, self.path], separators=(",", ":"))
+        return hashlib.sha256(ident.encode()).hexdigest()[:40]
+
+    @property
+    def part_count(self) -> int:
+        return max(1, -(-self.size // self.part_size))
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """Mutable resume state of one upload (see the module docstring).
+
+    ``contexts`` maps part number (>= 2) to the chaining words at that part's
+    start; they are always contiguous from part 2.  ``done`` holds the part
+    numbers the server accepted.  ``digest`` is the whole-file hex digest once
+    hashing finished.
+    """
+
+    key: CheckpointKey
+    file_id: Optional[str] = None
+    upload_id: Optional[str] = None
+    file_name: Optional[str] = None
+    contexts: dict[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    done: set[int] = dataclasses.field(default_factory=set)
+    digest: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "key": dataclasses.asdict(self.key),
+            "fileId": self.file_id,
+            "uploadId": self.upload_id,
+            "fileName": self.file_name,
+            "contexts": {str(n): list(w) for n, w in sorted(self.contexts.items())},
+            "done": sorted(self.done),
+            "digest": self.digest,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, key: CheckpointKey) -> Checkpoint:
+        """Parse and validate; raises ``ValueError`` describing the first problem."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"version {data.get('version')!r}, expected {CHECKPOINT_VERSION}")
+        if data.get("key") != dataclasses.asdict(key):
+            raise ValueError("the file, part size or server differs from the checkpoint's")
+        n_parts = key.part_count
+        words = _WORDS[key.algorithm]
+        contexts: dict[int, tuple[int, ...]] = {}
+        raw_contexts = data.get("contexts")
+        if not isinstance(raw_contexts, dict):
+            raise ValueError("contexts is not an object")
+        for name, value in raw_contexts.items():
+            number = int(name)
+            if not 2 <= number <= n_parts:
+                raise ValueError(f"context for part {number} outside 2..{n_parts}")
+            if (
+                not isinstance(value, list)
+                or len(value) != words
+                or not all(type(w) is int and 0 <= w < 2**32 for w in value)
+            ):
+                raise ValueError(f"context for part {number} is not {words} 32-bit words")
+            contexts[number] = tuple(value)
+        if sorted(contexts) != list(range(2, 2 + len(contexts))):
+            raise ValueError("contexts are not contiguous from part 2")
+        done = data.get("done")
+        if not isinstance(done, list) or not all(type(n) is int and 1 <= n <= n_parts for n in done):
+            raise ValueError(f"done is not a list of part numbers in 1..{n_parts}")
+        strings = {}
+        for field in ("fileId", "uploadId", "fileName", "digest"):
+            value = data.get(field)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{field} is not a string")
+            strings[field] = value
+        return cls(
+            key=key,
+            file_id=strings["fileId"],
+            upload_id=strings["uploadId"],
+            file_name=strings["fileName"],
+            contexts=contexts,
+            done=set(done),
+            digest=strings["digest"],
+        )
+
+
+class CheckpointStore:
+    """Loads, saves and discards checkpoints in one directory."""
+
+    def __init__(self, directory: Union[str, os.PathLike[str], None] = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_checkpoint_dir()
+
+    def path_for(self, key: CheckpointKey) -> Path:
+        return self.directory / f"{key.file_stem()}.json"
+
+    def load(self, key: CheckpointKey) -> Checkpoint | None:
+        """The checkpoint for ``key``, or None (missing, corrupt or stale: logged)."""
+        path = self.path_for(key)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            logger.warning("ignoring unreadable checkpoint %s: %s", path, exc)
+            return None
+        try:
+            return Checkpoint.from_json(json.loads(text), key)
+        except (ValueError, TypeError, KeyError) as exc:
+            logger.warning("ignoring stale or corrupt checkpoint %s: %s", path, exc)
+            return None
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Write atomically: temporary file, fsync, ``os.replace``, fsync dir."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = self.path_for(checkpoint.key)
+        payload = json.dumps(checkpoint.to_json(), separators=(",", ":")).encode()
+        fd, tmp = tempfile.mkstemp(prefix=target.stem + ".", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        try:
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+
+    def discard(self, key: CheckpointKey) -> None:
+        """Remove the checkpoint for ``key`` if there is one."""
+        try:
+            self.path_for(key).unlink()
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,308 @@
+"""``koodrive-fast upload`` and ``koodrive-fast demo``.
+
+``upload FILE`` uploads one file; endpoint and credentials come from the
+options or from ``KOODRIVE_ENDPOINT``, ``KOODRIVE_TOKEN``, ``KOODRIVE_USER_ID``
+(and ``KOODRIVE_CONTAINER_ID``).  Exit status: 0 uploaded, 1 the upload
+failed, 2 usage error (bad option, missing file or credentials).
+
+``demo [--size SIZE]`` starts the embedded local server in a temporary
+directory, writes a test file, uploads it with progress, downloads it back,
+verifies its SHA-256 and prints the throughput next to the hash-then-upload
+baseline; everything is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from ._sizes import format_size, parse_size
+
+__all__ = ["add_parser", "run", "run_demo"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _size_arg(text: str) -> int:
+    try:
+        return parse_size(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``upload`` and ``demo`` subcommands."""
+    up = subparsers.add_parser(
+        "upload",
+        help="upload a file (concurrent multipart, resumable)",
+        description="Upload FILE to KooDrive: one read of the file hashes and uploads it, "
+        "parts in parallel; an interrupted upload resumes where it stopped.",
+    )
+    up.add_argument("file", metavar="FILE", help="file to upload")
+    up.add_argument("--endpoint", help="API base URL (env KOODRIVE_ENDPOINT)")
+    up.add_argument("--token", help="access token (env KOODRIVE_TOKEN)")
+    up.add_argument("--user-id", help="KooDrive user id (env KOODRIVE_USER_ID)")
+    up.add_argument("--container-id", help="target space id (env KOODRIVE_CONTAINER_ID)")
+    up.add_argument("--parent", default="root", help="parent folder id (default: root)")
+    up.add_argument("--name", help="file name in KooDrive (default: FILE's name)")
+    up.add_argument("--part-size", type=_size_arg, help="part size, e.g. 16MiB (default: auto)")
+    up.add_argument(
+        "--concurrency", type=_positive_int_arg, default=8, help="parts in flight (default 8)"
+    )
+    up.add_argument("--no-resume", action="store_true", help="ignore any saved checkpoint")
+    rapid = up.add_mutually_exclusive_group()
+    rapid.add_argument(
+        "--rapid", dest="rapid", action="store_const", const=True, default="auto",
+        help="hash first and try a flash upload (nothing sent if the server has the content)",
+    )
+    rapid.add_argument(
+        "--no-rapid", dest="rapid", action="store_const", const=False,
+        help="never wait for the whole-file hash",
+    )
+    up.add_argument("--json", action="store_true", help="print one JSON object")
+    up.add_argument("--no-progress", action="store_true", help="no progress bars")
+    up.set_defaults(func=run)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="upload a test file to an embedded local server and verify it",
+        description="Start a local KooDrive-compatible server in a temporary directory, "
+        "upload a test file with progress, download it back, verify its SHA-256 and "
+        "compare the speed with hash-then-upload.",
+    )
+    demo.add_argument("--size", type=_size_arg, default=256 * 1024 * 1024,
+                      help="test file size (default 256MiB)")
+    demo.add_argument("--part-size", type=_size_arg, help="part size (default: auto)")
+    demo.add_argument("--concurrency", type=_positive_int_arg, default=8)
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(func=run_demo)
+
+
+def _setting(value: Optional[str], env: str, option: str, required: bool = True) -> Optional[str]:
+    if value:
+        return value
+    value = os.environ.get(env)
+    if value:
+        return value
+    if required:
+        raise _UsageError(f"{option} is required (or set {env})")
+    return None
+
+
+def _error(message: str) -> None:
+    print(f"koodrive-fast: error: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``koodrive-fast upload``."""
+    from ._exceptions import KooDriveError, ValidationError
+
+    try:
+        endpoint = _setting(args.endpoint, "KOODRIVE_ENDPOINT", "--endpoint")
+        token = _setting(args.token, "KOODRIVE_TOKEN", "--token")
+        user_id = _setting(args.user_id, "KOODRIVE_USER_ID", "--user-id")
+        container_id = _setting(args.container_id, "KOODRIVE_CONTAINER_ID", "--container-id")
+        if not os.path.exists(args.file):
+            raise _UsageError(f"no such file: {args.file}")
+        if not os.path.isfile(args.file):
+            raise _UsageError(f"not a regular file: {args.file}")
+    except _UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+
+    from ._auth import BearerToken
+    from ._client import Client
+    from ._progress import TqdmProgress
+    from ._upload import upload_file
+
+    assert endpoint and token and user_id
+    try:
+        client = Client(endpoint, BearerToken(token, user_id))
+    except (ValueError, TypeError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    bar = TqdmProgress(enabled=not args.no_progress)
+    try:
+        with client:
+            result = upload_file(
+                client,
+                args.file,
+                parent_folder=args.parent,
+                container_id=container_id,
+                file_name=args.name,
+                part_size=args.part_size,
+                concurrency=args.concurrency,
+                progress=bar,
+                resume=not args.no_resume,
+                rapid=args.rapid,
+            )
+    except ValidationError as exc:
+        bar.close()
+        _error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        bar.close()
+        _error("interrupted; run the same command again to resume")
+        return 130
+    except (KooDriveError, OSError) as exc:
+        bar.close()
+        _error(f"upload failed: {exc}")
+        return EXIT_FAILED
+    bar.close()
+    if args.json:
+        print(json.dumps(_result_json(result), separators=(",", ":")))
+    else:
+        how = "flash upload (nothing sent)" if result.rapid_upload else (
+            f"{result.parts} part(s), {_rate(result.size, result.seconds)}"
+        )
+        print(f"uploaded {args.file} ({format_size(result.size)}) as {result.file_id}: {how}")
+        print(f"sha256 {result.sha256}")
+    return EXIT_OK
+
+
+def _result_json(result: Any) -> dict[str, Any]:
+    return {
+        "fileId": result.file_id,
+        "fileName": result.file_name,
+        "size": result.size,
+        "sha256": result.sha256,
+        "parts": result.parts,
+        "partSize": result.part_size,
+        "rapidUpload": result.rapid_upload,
+        "bytesSent": result.bytes_sent,
+        "bytesHashed": result.bytes_hashed,
+        "resumed": result.resumed,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _rate(size: int, seconds: float) -> str:
+    if seconds <= 0:
+        return "instant"
+    return f"{size / seconds / 1e6:.0f} MB/s in {seconds:.2f} s"
+
+
+def _write_test_file(path: Path, size: int) -> None:
+    """Pseudo-random content, fast: one random MiB, varied per MiB."""
+    block = bytearray(os.urandom(1 << 20))
+    with open(path, "wb") as fh:
+        written = 0
+        index = 0
+        while written < size:
+            block[:8] = index.to_bytes(8, "little")
+            n = min(len(block), size - written)
+            fh.write(memoryview(block)[:n])
+            written += n
+            index += 1
+
+
+def _download_sha256(client: Any, file_id: str, container_id: str) -> str:
+    import httpx
+
+    link = client.download_urls([file_id], container_id=container_id)[0]
+    if not link.url:
+        raise RuntimeError(f"no download link for {file_id}: {link.msg}")
+    digest = hashlib.sha256()
+    with httpx.stream("GET", link.url, timeout=120) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``koodrive-fast demo``."""
+    from ._progress import TqdmProgress
+    from ._upload import UploadConfig, _upload_hash_then_send, upload_file
+    from .server import LocalServer
+
+    size: int = args.size
+    container = "demo"
+    with tempfile.TemporaryDirectory(prefix="koodrive-demo-") as tmp:
+        root = Path(tmp)
+        source = root / "demo.bin"
+        print(f"writing a {format_size(size)} test file in {tmp} ...")
+        _write_test_file(source, size)
+        config = UploadConfig(checkpoint_dir=root / "checkpoints")
+        with LocalServer(data_dir=root / "server", fsync=False) as srv:
+            print(f"local KooDrive server at {srv.base_url}")
+            with srv.client() as client:
+                common: dict[str, Any] = dict(
+                    container_id=container, part_size=args.part_size,
+                    concurrency=args.concurrency, resume=False, config=config,
+                )
+                with TqdmProgress(enabled=not args.no_progress) as bar:
+                    result = upload_file(client, source, rapid=False, progress=bar, **common)
+                print(f"uploaded {format_size(size)} in {result.parts} part(s) of "
+                      f"{format_size(result.part_size)}: {_rate(size, result.seconds)}")
+                print("downloading it back to verify ...")
+                local = _file_sha256(source)
+                remote = _download_sha256(client, result.file_id, container)
+                if not (local == remote == result.sha256):
+                    _error(f"verification FAILED: local {local}, server {remote}, "
+                           f"uploaded {result.sha256}")
+                    return EXIT_FAILED
+                print(f"verified: sha256 {remote}")
+                print("baseline: hash the whole file, then upload (the PDS SDK pattern) ...")
+                started = time.monotonic()
+                baseline = _upload_hash_then_send(
+                    client, source, file_name="demo-baseline.bin", **common
+                )
+                baseline_seconds = time.monotonic() - started
+        print()
+        print(f"{'mode':<22}{'seconds':>9}{'MB/s':>9}")
+        print(f"{'pipelined (ours)':<22}{result.seconds:>9.2f}{size / result.seconds / 1e6:>9.0f}")
+        print(f"{'hash, then upload':<22}{baseline_seconds:>9.2f}"
+              f"{size / baseline_seconds / 1e6:>9.0f}")
+        if result.seconds > 0:
+            print(f"speed-up: {baseline_seconds / result.seconds:.2f}x "
+                  f"(baseline sha256 {'matches' if baseline.sha256 == result.sha256 else 'DIFFERS'})")
+    return EXIT_OK
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(1 << 22)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Stand-alone entry (``python -m koodrive_fast._cmd_upload``) for these two commands."""
+    parser = argparse.ArgumentParser(prog="koodrive-fast")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

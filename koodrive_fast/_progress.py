@@ -1,0 +1,153 @@
+"""Upload progress: :class:`ProgressEvent`, a thread-safe dispatcher and the CLI bars.
+
+The engine never draws.  It calls the user's callback with
+:class:`ProgressEvent` objects from several threads (the scheduler and the
+part workers), one call at a time (a lock serialises them), so the callback
+needs no locking of its own.  Deltas are in bytes:
+
+* ``phase == "hashing"``: bytes hashed.  Their sum is the file size once
+  hashing ends (on resume the first event covers the bytes hashed before).
+* ``phase == "uploading"``: bytes handed to the network.  A part that fails
+  mid-body and is retried produces a *negative* delta cancelling what it had
+  sent, so the sum is the file size when the upload completes (on resume the
+  first event covers the parts finished before).
+* ``phase == "completing"`` / ``"done"``: phase changes, delta 0.  ``done``
+  carries ``rapid_upload=True`` on a flash-upload hit (nothing was sent).
+
+A callback that raises is logged once and then ignored: a broken progress
+display must not break an upload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import threading
+from typing import IO, Any, Callable, Optional
+
+__all__ = ["ProgressEvent", "ProgressCallback", "ProgressDispatcher", "TqdmProgress"]
+
+logger = logging.getLogger("koodrive_fast")
+
+#: the phases, in the order an upload goes through them
+PHASES = ("hashing", "uploading", "completing", "done")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgressEvent:
+    """One progress report.
+
+    ``phase``: ``"hashing"``, ``"uploading"``, ``"completing"`` or ``"done"``.
+    ``delta``: bytes since the previous event of the same phase (may be
+    negative for ``"uploading"`` when a part is retried).  ``total``: the file
+    size.  ``part_number``: the part concerned, when there is one.
+    ``rapid_upload``: True on the ``"done"`` event of a flash-upload hit.
+    """
+
+    phase: str
+    delta: int
+    total: int
+    part_number: Optional[int] = None
+    rapid_upload: bool = False
+
+
+ProgressCallback = Callable[[ProgressEvent], Any]
+
+
+class ProgressDispatcher:
+    """Serialises calls into a user callback and keeps per-phase totals.
+
+    ``emit`` is safe from any thread.  A callback exception is logged once
+    and the callback is not called again.
+    """
+
+    def __init__(self, callback: ProgressCallback | None, total: int) -> None:
+        self._callback = callback
+        self._total = total
+        self._lock = threading.Lock()
+        self._sums: dict[str, int] = {}
+
+    def emit(
+        self,
+        phase: str,
+        delta: int = 0,
+        *,
+        part_number: int | None = None,
+        rapid_upload: bool = False,
+    ) -> None:
+        event = ProgressEvent(phase, delta, self._total, part_number, rapid_upload)
+        with self._lock:
+            self._sums[phase] = self._sums.get(phase, 0) + delta
+            if self._callback is None:
+                return
+            try:
+                self._callback(event)
+            except Exception:  # a broken display must not break the upload
+                logger.warning("progress callback raised; disabling it", exc_info=True)
+                self._callback = None
+
+    def total_for(self, phase: str) -> int:
+        """Sum of the deltas emitted so far for ``phase``."""
+        with self._lock:
+            return self._sums.get(phase, 0)
+
+
+class TqdmProgress:
+    """Progress callback drawing one aggregate tqdm bar per phase.
+
+    A "hash" bar and an "upload" bar (bytes, rate, ETA); both stay visible
+    while hashing and uploading overlap.  Silent when ``enabled`` is False or
+    ``stream`` is not a terminal.  Call :meth:`close` when done (or use it as
+    a context manager).
+    """
+
+    def __init__(self, *, enabled: bool = True, stream: IO[str] | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        isatty = getattr(self._stream, "isatty", None)
+        self.enabled = bool(enabled and isatty is not None and isatty())
+        self._bars: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _bar(self, phase: str, total: int) -> Any:
+        bar = self._bars.get(phase)
+        if bar is None:
+            import importlib
+
+            tqdm: Any = importlib.import_module("tqdm").tqdm
+            bar = tqdm(
+                total=total,
+                desc="hash  " if phase == "hashing" else "upload",
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=self._stream,
+                position=len(self._bars),
+                leave=True,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
+            self._bars[phase] = bar
+        return bar
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if event.phase in ("hashing", "uploading") and event.delta:
+                self._bar(event.phase, event.total).update(event.delta)
+            elif event.phase == "done" and event.rapid_upload:
+                bar = self._bar("uploading", event.total)
+                bar.set_postfix_str("flash upload: nothing to send")
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
+
+    def __enter__(self) -> TqdmProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,235 @@
+"""Streaming part PUTs to presigned storage URLs.
+
+One :class:`PartTransport` per upload owns an ``httpx.Client`` whose pool is
+sized to the upload's concurrency (connections are reused; TLS verification
+stays on unless the caller turns it off).  A part body streams from the file
+with ``os.preadv`` into a buffer the worker owns and reuses, ``read_size``
+bytes at a time, so memory is bounded by concurrency × read size whatever the
+part size.  Every request carries the exact ``Content-Length`` (a signed
+header of the presigned URL) and never ``Transfer-Encoding: chunked``.
+
+:meth:`PartTransport.put` classifies failures into the small internal
+exceptions below; the engine decides what to do (retry, refresh the URL,
+give up).  Messages never contain the URL's query (signature, credential).
+"""
+
+from __future__ import annotations
+
+import calendar
+import email.utils
+import os
+import socket
+import threading
+import time
+from typing import Callable, Iterable, Iterator, Optional, Union, cast
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+__all__ = [
+    "PartTransport",
+    "PutRetryable",
+    "PutUrlRejected",
+    "PutFatal",
+    "ShortRead",
+    "PutCancelled",
+    "url_expiry",
+    "parse_retry_after",
+]
+
+_RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class PutRetryable(Exception):
+    """Transient failure (5xx, 429, 408, connection error): retry after backoff."""
+
+    def __init__(self, message: str, retry_after: Optional[float] = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PutUrlRejected(Exception):
+    """403 from storage; ``expired`` when the body says the URL expired."""
+
+    def __init__(self, message: str, *, expired: bool) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+class PutFatal(Exception):
+    """A 4xx that retrying the same request cannot fix."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ShortRead(Exception):
+    """The file ended before the part did: it shrank during the upload."""
+
+
+class PutCancelled(Exception):
+    """The upload is being stopped; the body generator gave up."""
+
+
+def url_expiry(url: str) -> Optional[float]:
+    """Epoch seconds at which a SigV4 presigned URL expires, or None if unknown.
+
+    Read from ``X-Amz-Date`` (``yyyymmddTHHMMSSZ``) plus ``X-Amz-Expires``.
+    """
+    query = parse_qs(urlsplit(url).query)
+    try:
+        stamp = query["X-Amz-Date"][0]
+        expires = int(query["X-Amz-Expires"][0])
+        parsed = time.strptime(stamp, "%Y%m%dT%H%M%SZ")
+    except (KeyError, IndexError, ValueError):
+        return None
+    return calendar.timegm(parsed) + expires
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """``Retry-After`` as seconds (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _url_for_messages(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class PartTransport:
+    """PUTs part bodies streamed from a file descriptor.  Thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        read_size: int,
+        timeout: float,
+        verify: bool = True,
+        transport: Optional[httpx.BaseTransport] = None,
+    ) -> None:
+        self.read_size = read_size
+        if transport is None:
+            # TCP_NODELAY: the request head and the body's last small chunk
+            # must not wait for a delayed ACK (40 ms per PUT otherwise).
+            transport = httpx.HTTPTransport(
+                verify=verify,
+                limits=httpx.Limits(
+                    max_connections=concurrency, max_keepalive_connections=concurrency
+                ),
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            )
+        self._http = httpx.Client(
+            limits=httpx.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            ),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            verify=verify,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PartTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _body(
+        self,
+        fd: int,
+        offset: int,
+        size: int,
+        buffer: bytearray,
+        on_sent: Callable[[int], None],
+        stop: threading.Event,
+    ) -> Iterator[memoryview]:
+        view = memoryview(buffer)
+        position = 0
+        while position < size:
+            if stop.is_set():
+                raise PutCancelled("upload stopped")
+            want = min(len(view), size - position)
+            chunk = view[:want]
+            got = 0
+            while got < want:
+                n = os.preadv(fd, [chunk[got:]], offset + position + got)
+                if n == 0:
+                    raise ShortRead(
+                        f"file ended at byte {offset + position + got}, inside a part that "
+                        f"ends at {offset + size}"
+                    )
+                got += n
+            # httpcore hands the chunk to the socket before asking for the
+            # next one, so the buffer may be reused after this yield.
+            yield chunk
+            position += want
+            on_sent(want)
+
+    def put(
+        self,
+        url: str,
+        *,
+        fd: int,
+        offset: int,
+        size: int,
+        buffer: bytearray,
+        on_sent: Callable[[int], None],
+        stop: threading.Event,
+    ) -> None:
+        """PUT ``size`` bytes of ``fd`` from ``offset`` to ``url``.
+
+        ``buffer`` (at least 1 byte; ``read_size`` normally) is reused for
+        every read.  ``on_sent(n)`` is called after each chunk is handed to
+        the connection.  Raises :class:`PutRetryable`, :class:`PutUrlRejected`,
+        :class:`PutFatal`, :class:`ShortRead` or :class:`PutCancelled`.
+        """
+        headers = {
+            "Content-Length": str(size),
+            "Content-Type": "application/octet-stream",
+        }
+        body: Union[bytes, Iterable[bytes]] = b""
+        if size:
+            # memoryview chunks: httpx/h11 only need len() and the buffer protocol
+            body = cast(Iterable[bytes], self._body(fd, offset, size, buffer, on_sent, stop))
+        where = _url_for_messages(url)
+        try:
+            response = self._http.put(url, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise PutRetryable(f"{type(exc).__name__} while sending to {where}") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        text = response.text[:2000]
+        if status == 403:
+            expired = "expired" in text.lower()
+            what = "URL expired" if expired else "access denied"
+            raise PutUrlRejected(f"HTTP 403 ({what}) from {where}", expired=expired)
+        if status in _RETRYABLE_STATUSES or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise PutRetryable(f"HTTP {status} from {where}", retry_after)
+        code = _xml_code(text)
+        raise PutFatal(f"HTTP {status}{f' ({code})' if code else ''} from {where}", status)
+
+
+def _xml_code(text: str) -> str:
+    start = text.find("<Code>")
+    end = text.find("</Code>", start)
+    if start < 0 or end < 0:
+        return ""
+    return text[start + 6 : end][:100]

@@ -1,0 +1,54 @@
+"""Shared helpers for the upload-engine tests (not a test module)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CONTAINER = "space-1"
+
+
+def make_file(directory: Path, size: int, name: str = "data.bin", seed: int = 0) -> Path:
+    """A file of ``size`` pseudo-random bytes (deterministic per seed)."""
+    path = directory / name
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    path.write_bytes(bytes(out[:size]))
+    return path
+
+
+def download(client: Any, file_id: str) -> bytes:
+    link = client.download_urls([file_id], container_id=CONTAINER)[0]
+    assert link.url, link.msg
+    response = httpx.get(link.url, timeout=30)
+    response.raise_for_status()
+    return response.content
+
+
+def assert_uploaded(client: Any, result: Any, path: Path) -> None:
+    """The server holds exactly the file's bytes, and the digests agree."""
+    data = path.read_bytes()
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.size == len(data)
+    assert download(client, result.file_id) == data
+
+
+def puts_for(srv: Any, file_id: str) -> dict[int, int]:
+    """part number -> PUTs received by the server for ``file_id``."""
+    return {n: c for (f, n), c in srv.stats.puts_received.items() if f == file_id}
+
+
+def sparse_file(path: Path, size: int) -> Path:
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    return path
+
+
+__all__ = ["CONTAINER", "make_file", "download", "assert_uploaded", "puts_for", "sparse_file", "os"]
