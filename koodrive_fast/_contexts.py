@@ -116,6 +116,19 @@ def _check_algorithm(algorithm: object) -> Algorithm:
     raise ValidationError("algorithm", f"must be 'sha256' or 'sha1', got {algorithm!r}")
 
 
+def _join_through_interrupts(thread: threading.Thread) -> None:
+    """Wait for a cancelled scan to stop even if Ctrl-C is pressed again.
+
+    The scan reads the caller's file descriptor and writes into arrays the
+    caller frees, so returning while it still runs is never safe.
+    """
+    while thread.is_alive():
+        try:
+            thread.join()
+        except KeyboardInterrupt:
+            continue
+
+
 class _Scan:
     """One native scan of ``length`` bytes, with its output arrays kept alive."""
 
@@ -153,7 +166,7 @@ class _Scan:
                         reported = done
         except BaseException:
             lib.kd_scan_cancel(self.scan)
-            thread.join()
+            _join_through_interrupts(thread)
             raise
         if progress is not None and self.status == lib.KD_OK and reported < self.length:
             progress(self.length - reported)
