@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -240,3 +242,33 @@ def test_length_past_2_pow_32_bits(alg: str) -> None:
     size = hashlib.new(alg).digest_size
     assert bytes(out)[:size] == b"".join(w.to_bytes(4, "big") for w in expected)[:size]
     assert (bits >> 32) >= 1
+
+
+# ------------------------------------------------- AArch64 under qemu-user
+
+CSRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc")
+
+
+@pytest.mark.skipif(
+    not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
+    reason="needs aarch64-linux-gnu-gcc and qemu-aarch64",
+)
+def test_armv8_kernels_under_qemu(tmp_path: Path) -> None:
+    """Cross-build the core for AArch64 and run csrc/tests/armv8_harness.c."""
+    exe = tmp_path / "harness"
+    sources = sorted(
+        os.path.join(CSRC, n) for n in os.listdir(CSRC) if n.startswith("kd_") and n.endswith(".c")
+    )
+    build = subprocess.run(
+        ["aarch64-linux-gnu-gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-std=c11", "-I", CSRC,
+         os.path.join(CSRC, "tests", "armv8_harness.c"), *sources, "-lpthread", "-o", str(exe)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run(
+        ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "-cpu", "max", str(exe)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "sha256=armv8 sha1=armv8" in run.stdout
+    assert run.stdout.count(", 0 mismatches") == 2
