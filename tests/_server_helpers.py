@@ -31,7 +31,8 @@ def auth_headers(srv: LocalServer, **override: str) -> dict[str, str]:
 
 
 def data_of(size: int, seed: int = 0) -> bytes:
-    return bytes((i * 7 + seed) % 251 for i in range(size))
+    period = bytes((i * 7 + seed) % 251 for i in range(251))
+    return (period * (size // 251 + 1))[:size]
 
 
 def words_at(data: bytes, offset: int, algorithm: str = "sha256") -> list[int]:
