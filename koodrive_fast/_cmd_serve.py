@@ -1,0 +1,152 @@
+"""``koodrive-fast serve``: run the local KooDrive-compatible server in the foreground.
+
+Prints the base URL, user id and bearer token at start (the token is shown on
+purpose: it is a local development server); request logs never include
+tokens or query strings.  Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``serve`` subcommand."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run a local KooDrive-compatible server (for tests and demos)",
+        description=(
+            "Serve KooDrive's file APIs and a storage node that verifies the hash chain "
+            "of every part, on HOST:PORT, keeping data under --data-dir."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: 0 = pick a free one)")
+    parser.add_argument(
+        "--data-dir", metavar="DIR",
+        help="keep metadata and parts here (default: a temporary directory removed at exit)",
+    )
+    parser.add_argument(
+        "--token", action="append", metavar="T",
+        help="accepted bearer token; repeat for several (default: generate one)",
+    )
+    parser.add_argument("--user-id", help="the user id clients send as X-User-Id")
+    parser.add_argument(
+        "--min-part-size", metavar="BYTES",
+        help="minimum part size, a multiple of 64; suffixes like 5MiB (default: 5MiB)",
+    )
+    parser.add_argument("--url-ttl", type=int, default=3600, metavar="SECONDS",
+                        help="lifetime of presigned URLs (default: 3600)")
+    parser.add_argument("--upload-expiry", type=float, default=86400.0, metavar="SECONDS",
+                        help="forget unfinished uploads after this long (default: 86400)")
+    parser.add_argument("--no-fsync", action="store_true", help="do not fsync part bodies")
+    parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    parser.set_defaults(func=run)
+
+
+def _foreground_server_class() -> Any:
+    import contextlib
+    import signal
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class ForegroundServer(uvicorn.Server):
+        """Stops gracefully on SIGINT/SIGTERM and returns normally (no re-raised signal)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return ForegroundServer
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import uvicorn
+
+    _ForegroundServer = _foreground_server_class()
+
+    from ._cli import EXIT_FAILED, CliError
+    from ._sizes import parse_size
+    from .server import ServerConfig
+    from .server._app import create_app
+    from .server._faults import Faults, Stats
+    from .server._runner import bind_socket, build_state
+
+    settings: dict[str, Any] = {
+        "host": args.host, "port": args.port, "url_ttl": args.url_ttl,
+        "upload_expiry": args.upload_expiry, "fsync": not args.no_fsync,
+        "log_requests": not args.quiet,
+    }
+    if args.token:
+        settings["tokens"] = tuple(args.token)
+    if args.user_id:
+        settings["user_id"] = args.user_id
+    if args.min_part_size is not None:
+        try:
+            settings["min_part_size"] = parse_size(args.min_part_size)
+        except ValueError as exc:
+            raise CliError(f"--min-part-size: {exc}") from None
+    try:
+        config = ServerConfig(**settings)
+    except (TypeError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+    temp_dir = None
+    if args.data_dir is None:
+        temp_dir = tempfile.mkdtemp(prefix="koodrive-fast-serve-")
+        data_dir = Path(temp_dir)
+    else:
+        data_dir = Path(args.data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"--data-dir: cannot create {data_dir}: {exc.strerror}") from None
+    try:
+        try:
+            sock = bind_socket(config.host, config.port)
+        except OSError as exc:
+            raise CliError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}", EXIT_FAILED) from None
+        port = sock.getsockname()[1]
+        config.port = port
+        import secrets
+
+        tokens = tuple(config.tokens) if config.tokens else (secrets.token_urlsafe(32),)
+        state = build_state(config, data_dir, Faults(), Stats(), tokens)
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        print(f"KooDrive-compatible server on http://{host}:{port}", flush=True)
+        print(f"  user id:   {config.user_id}", flush=True)
+        for token in tokens:
+            print(f"  token:     {token}", flush=True)
+        print(f"  data dir:  {data_dir}{' (temporary)' if temp_dir else ''}", flush=True)
+        print(f"  min part:  {config.min_part_size} bytes, URL TTL {config.url_ttl} s", flush=True)
+        if not args.quiet:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+        uv_config = uvicorn.Config(
+            create_app(state), log_level="warning", access_log=False, lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        try:
+            _ForegroundServer(uv_config).run(sockets=[sock])
+        finally:
+            state.store.close()
+            sock.close()
+    finally:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+    return 0
