@@ -129,6 +129,21 @@ def _join_through_interrupts(thread: threading.Thread) -> None:
             continue
 
 
+_PLAIN_FILE_TYPES = (io.BufferedReader, io.BufferedRandom)
+
+
+def _plain_file(source: object) -> Optional[Any]:
+    """``source`` (or the file inside a tempfile wrapper) when it reads straight from its fd."""
+    for candidate in (source, getattr(source, "file", None)):
+        if isinstance(candidate, io.FileIO):
+            return candidate
+        if isinstance(candidate, _PLAIN_FILE_TYPES) and isinstance(
+            getattr(candidate, "raw", None), io.FileIO
+        ):
+            return candidate
+    return None
+
+
 class _Scan:
     """One native scan of ``length`` bytes, with its output arrays kept alive."""
 
@@ -262,8 +277,11 @@ def part_contexts(
     ``source`` is one of:
 
     - a path (``str`` or ``os.PathLike``) -- the whole file;
-    - a binary file object with ``fileno()`` -- from its current position to
-      the end of the file, which is where the position is left;
+    - a binary file from ``open(path, "rb")`` (or ``"r+b"``, or a
+      ``tempfile`` file) -- from its current position to the end of the file,
+      which is where the position is left.  Other objects with ``fileno()``
+      (``gzip.GzipFile``, sockets) raise ``TypeError``: their descriptor does
+      not hold the bytes they read;
     - an ``io.BytesIO`` -- likewise from its current position;
     - a buffer (``bytes``, ``bytearray``, ``memoryview``, ``mmap``) -- all of it.
 
@@ -290,21 +308,21 @@ def part_contexts(
 
     if isinstance(source, io.TextIOBase):
         raise TypeError("source must be opened in binary mode ('rb'), not text mode")
-    fileno = getattr(source, "fileno", None)
-    if fileno is not None and not isinstance(source, io.BytesIO):
-        object_fd: Optional[int]
-        try:
-            object_fd = fileno()
-        except io.UnsupportedOperation:
-            object_fd = None
-        if object_fd is not None:
-            name = str(getattr(source, "name", f"fd {object_fd}"))
-            _regular_file_stat(object_fd, name)
-            offset = source.tell() if hasattr(source, "tell") else 0
-            result = _contexts_of_fd(object_fd, offset, name, checked_algorithm, part_size, progress)
-            if hasattr(source, "seek"):
-                source.seek(offset + result.size)
-            return result
+    file_object = _plain_file(source)
+    if file_object is not None:
+        file_object.flush()  # unwritten data of an 'r+b' file must reach the fd
+        fd = file_object.fileno()
+        name = str(getattr(file_object, "name", f"fd {fd}"))
+        _regular_file_stat(fd, name)
+        offset = file_object.tell()
+        result = _contexts_of_fd(fd, offset, name, checked_algorithm, part_size, progress)
+        file_object.seek(offset + result.size)
+        return result
+    if hasattr(source, "fileno") and not isinstance(source, io.BytesIO):
+        raise TypeError(
+            f"source {type(source).__name__} is not a plain binary file (its fileno() may "
+            "not hold the bytes it reads, as with gzip.GzipFile); pass a path instead"
+        )
 
     if isinstance(source, io.BytesIO):
         offset = source.tell()

@@ -357,3 +357,28 @@ def test_ctrl_c_cancels_a_running_scan(tmp_path: Path) -> None:
         timer.cancel()
     # a full scan runs at <= a few GB/s; a cancelled one stops within one read
     assert time.monotonic() - started < 2.5
+
+
+def test_tempfile_and_read_write_files() -> None:
+    import tempfile
+
+    data = make_data()
+    with tempfile.NamedTemporaryFile() as named:
+        named.write(data)  # still in the Python buffer: part_contexts must flush it
+        named.seek(0)
+        assert part_contexts(named, 128) == reference(data)
+    with tempfile.TemporaryFile() as anonymous:
+        anonymous.write(data)
+        anonymous.seek(10)
+        assert part_contexts(anonymous, 128) == reference(data[10:])
+        assert anonymous.tell() == len(data)
+
+
+def test_wrapped_file_objects_are_rejected(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "f.gz"
+    with gzip.open(path, "wb") as compressed:
+        compressed.write(make_data())
+    with gzip.open(path, "rb") as compressed, pytest.raises(TypeError, match="path"):
+        part_contexts(compressed, 64)
