@@ -125,7 +125,7 @@ class UploadConfig:
       ``Retry-After`` is honoured up to ``backoff_max``.
     * ``max_url_refreshes`` — fresh URLs per part after a 403.
     * ``url_refresh_margin`` — refresh a URL before use when it expires in
-      less than min(this, half its lifetime) seconds.
+      less than min(this, half its lifetime) seconds (0: only after a 403).
     * ``url_window`` — parts holding URLs queued ahead of the workers
       (default 2 × concurrency, at most 100).
     * ``hash_window`` — at most this many hashed parts wait for upload
@@ -992,7 +992,7 @@ class _Engine:
                 raise _Stop("stopped")
             if url is None:
                 url = self._refresh_url(part)
-            expires = url_expiry(url)
+            expires = url_expiry(url) if cfg.url_refresh_margin > 0 else None
             if expires is not None:
                 lifetime = _url_lifetime(url)
                 margin = min(cfg.url_refresh_margin, lifetime / 2)

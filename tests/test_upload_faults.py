@@ -1,0 +1,195 @@
+"""Fault injection: every kind still ends with the right bytes on the server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from koodrive_fast import PartUploadError, ProgressEvent, UploadConfig
+from koodrive_fast._checkpoint import CheckpointStore
+from koodrive_fast._client import Client
+from koodrive_fast._upload import upload_file
+from koodrive_fast.server import LocalServer
+
+from _upload_helpers import CONTAINER, assert_uploaded, make_file, puts_for
+
+PS = 1024
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    with LocalServer(min_part_size=64, fsync=False) as srv:
+        yield srv
+
+
+@pytest.fixture()
+def srv(server: LocalServer) -> Iterator[LocalServer]:
+    server.faults.clear()
+    server.set_url_ttl(3600)
+    yield server
+    server.faults.clear()
+    server.set_url_ttl(3600)
+
+
+@pytest.fixture()
+def client(srv: LocalServer) -> Iterator[Client]:
+    with srv.client() as c:
+        yield c
+
+
+def _config(tmp_path: Path, **kw: Any) -> UploadConfig:
+    kw.setdefault("backoff_base", 0.01)
+    kw.setdefault("backoff_max", 0.5)
+    kw.setdefault("checkpoint_interval", 0)
+    return UploadConfig(checkpoint_dir=tmp_path / "cp", **kw)
+
+
+def _upload(client: Client, path: Path, config: UploadConfig, **kw: Any) -> Any:
+    kw.setdefault("part_size", PS)
+    kw.setdefault("rapid", False)
+    kw.setdefault("concurrency", 4)
+    return upload_file(client, path, container_id=CONTAINER, config=config, **kw)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_retried(client: Client, srv: LocalServer, tmp_path: Path,
+                                   status: int) -> None:
+    path = make_file(tmp_path, 6 * PS + 11, seed=status)
+    srv.faults.fail_puts(3, status=status)
+    result = _upload(client, path, _config(tmp_path))
+    assert_uploaded(client, result, path)
+    assert result.retries == 3
+    assert sum(puts_for(srv, result.file_id).values()) == 7 + 3
+
+
+def test_429_retry_after_is_honoured(client: Client, srv: LocalServer, tmp_path: Path) -> None:
+    path = make_file(tmp_path, 3 * PS, seed=429)
+    srv.faults.rate_limit(1, retry_after=0.4, target="puts")
+    started = time.monotonic()
+    result = _upload(client, path, _config(tmp_path, backoff_base=0.001), concurrency=1)
+    assert time.monotonic() - started >= 0.4
+    assert result.retries == 1
+    assert_uploaded(client, result, path)
+
+
+def test_dropped_connections_mid_body(client: Client, srv: LocalServer, tmp_path: Path) -> None:
+    path = make_file(tmp_path, 5 * PS, seed=3)
+    srv.faults.drop_puts(2, after_bytes=300)
+    events: list[ProgressEvent] = []
+    lock = threading.Lock()
+
+    def progress(event: ProgressEvent) -> None:
+        with lock:
+            events.append(event)
+
+    cfg = _config(tmp_path, read_size=256)  # several chunks per part, so bytes were sent
+    result = _upload(client, path, cfg, progress=progress)
+    assert_uploaded(client, result, path)
+    assert result.retries >= 2
+    uploading = [e.delta for e in events if e.phase == "uploading"]
+    assert any(d < 0 for d in uploading), "a retried part must rewind its progress"
+    assert sum(uploading) == path.stat().st_size
+    assert result.bytes_sent > path.stat().st_size
+
+
+def test_api_errors_are_retried_by_the_client(client: Client, srv: LocalServer,
+                                              tmp_path: Path) -> None:
+    """uploadUrl/complete are idempotent: the client retries their 5xx answers
+    (create is not, and is not retried)."""
+    path = make_file(tmp_path, 4 * PS, seed=4)
+    armed = threading.Event()
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "uploading" and not armed.is_set():  # right after create
+            armed.set()
+            srv.faults.fail_api(2)
+
+    calls = dict(srv.stats.api_calls)
+    result = _upload(client, path, _config(tmp_path), progress=progress, concurrency=1)
+    assert_uploaded(client, result, path)
+    after = srv.stats.api_calls
+    made = sum(after.values()) - sum(calls.values())
+    assert made >= 2 + 3  # create + uploadUrl + complete + 2 failed (+ download)
+
+
+def test_expired_urls_are_refreshed_after_403(client: Client, srv: LocalServer,
+                                              tmp_path: Path) -> None:
+    """URLs queued ahead of a slow worker expire; each 403 fetches a fresh URL."""
+    path = make_file(tmp_path, 5 * PS, seed=5)
+    srv.set_url_ttl(2)
+    srv.faults.latency(0.45)
+    cfg = _config(tmp_path, url_refresh_margin=0, url_window=4, hash_window=5)
+    result = _upload(client, path, cfg, concurrency=1)
+    assert_uploaded(client, result, path)
+    assert result.url_refreshes >= 1
+    received = puts_for(srv, result.file_id)
+    assert sum(received.values()) > 5  # some PUTs were refused as expired
+
+
+def test_urls_near_expiry_are_refreshed_before_use(client: Client, srv: LocalServer,
+                                                   tmp_path: Path) -> None:
+    path = make_file(tmp_path, 5 * PS, seed=6)
+    srv.set_url_ttl(2)
+    srv.faults.latency(0.45)
+    cfg = _config(tmp_path, url_window=4, hash_window=5)  # margin = min(300, ttl / 2) = 1 s
+    result = _upload(client, path, cfg, concurrency=1)
+    assert_uploaded(client, result, path)
+    assert result.url_refreshes >= 1
+    assert sum(puts_for(srv, result.file_id).values()) == 5  # no PUT was refused
+
+
+def test_server_restart_mid_upload(client: Client, srv: LocalServer, tmp_path: Path) -> None:
+    path = make_file(tmp_path, 12 * PS, seed=7)
+    srv.faults.latency(0.05)
+    restarted = threading.Event()
+
+    def progress(event: ProgressEvent) -> None:
+        if (event.phase == "uploading" and event.part_number == 3 and event.delta > 0
+                and not restarted.is_set()):
+            restarted.set()
+            threading.Thread(target=srv.restart, daemon=True).start()
+
+    result = _upload(client, path, _config(tmp_path), progress=progress, concurrency=2)
+    assert restarted.is_set()
+    assert_uploaded(client, result, path)
+
+
+def test_part_failure_keeps_checkpoint_and_resume_skips_done_parts(
+    client: Client, srv: LocalServer, tmp_path: Path
+) -> None:
+    path = make_file(tmp_path, 8 * PS, seed=8)
+    cfg = _config(tmp_path, max_attempts=2)
+    armed = threading.Event()
+
+    def failing_progress(event: ProgressEvent) -> None:
+        # once part 3 is being sent, every further PUT fails with 500
+        if (event.phase == "uploading" and event.part_number == 3
+                and event.delta > 0 and not armed.is_set()):
+            armed.set()
+            srv.faults.fail_puts(1000, status=500)
+
+    srv.faults.latency(0.02)
+    with pytest.raises(PartUploadError) as info:
+        _upload(client, path, cfg, progress=failing_progress, concurrency=1)
+    assert info.value.attempts == 2
+    srv.faults.clear()
+    store = CheckpointStore(cfg.checkpoint_dir)
+    saved = list(Path(cfg.checkpoint_dir).glob("*.json"))  # type: ignore[arg-type]
+    assert len(saved) == 1
+    import json
+
+    data = json.loads(saved[0].read_text())
+    done_before = set(data["done"])
+    assert {1, 2} <= done_before and 8 not in done_before
+    before = puts_for(srv, data["fileId"])
+    result = _upload(client, path, cfg, concurrency=1)
+    assert result.resumed and result.file_id == data["fileId"]
+    after = puts_for(srv, result.file_id)
+    resent = {n for n in range(1, 9) if after.get(n, 0) > before.get(n, 0)}
+    assert resent == set(range(1, 9)) - done_before
+    assert_uploaded(client, result, path)
+    assert store.load is not None
