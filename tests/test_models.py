@@ -158,9 +158,9 @@ def test_exception_tree() -> None:
     for cls in (exc.AuthenticationError, exc.RateLimitedError, exc.UploadTaskMissingError,
                 exc.IntegrityError, exc.MalformedResponseError):
         assert issubclass(cls, exc.ApiError)
-    for cls in (exc.ApiError, exc.TransportError, exc.UploadUrlExpiredError,
-                exc.PartUploadError, exc.FileChangedError):
-        assert issubclass(cls, exc.KooDriveError)
+    for root_child in (exc.ApiError, exc.TransportError, exc.UploadUrlExpiredError,
+                       exc.PartUploadError, exc.FileChangedError):
+        assert issubclass(root_child, exc.KooDriveError)
     assert "ApiError" in (exc.__doc__ or "") and "TransportError" in (exc.__doc__ or "")
 
 
