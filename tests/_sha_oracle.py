@@ -91,4 +91,5 @@ def finalize(algorithm: str, state: tuple[int, ...], total_length: int, tail: by
 
 def digest(algorithm: str, data: bytes) -> bytes:
     whole = len(data) - len(data) % 64
-    return finalize(algorithm, absorb(algorithm, IV[algorithm], data[:whole]), len(data), data[whole:])
+    state = absorb(algorithm, IV[algorithm], data[:whole])
+    return finalize(algorithm, state, len(data), data[whole:])

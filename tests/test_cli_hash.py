@@ -41,7 +41,9 @@ def test_json_matches_protocol_vectors(
     capsys: pytest.CaptureFixture[str], vector_file: Path, algorithm: str, part_size: str
 ) -> None:
     status, out, err = run_main(
-        capsys, "hash", str(vector_file), "--part-size", part_size, "--algorithm", algorithm, "--json"
+        capsys,
+        *("hash", str(vector_file), "--part-size", part_size),
+        *("--algorithm", algorithm, "--json"),
     )
     assert (status, err) == (0, "")
     document = json.loads(out)  # exactly one JSON object
@@ -183,7 +185,9 @@ def run_process(*argv: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("module", ["koodrive_fast", "koodrive_fast._cli"])
 def test_subprocess(vector_file: Path, tmp_path: Path, module: str) -> None:
-    done = run_process(sys.executable, "-m", module, "hash", str(vector_file), "--part-size", "5MiB", "--json")
+    done = run_process(
+        sys.executable, "-m", module, "hash", str(vector_file), "--part-size", "5MiB", "--json"
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["digest"] == VECTORS["sha256"]["digest"]
@@ -207,7 +211,8 @@ def test_start_up_does_not_import_httpx(vector_file: Path) -> None:
     code = (
         "import sys; from koodrive_fast._cli import main; "
         f"status = main(['hash', {str(vector_file)!r}, '--json']); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'tqdm', 'uvicorn', 'starlette')), "
+        "heavy = ('httpx', 'tqdm', 'uvicorn', 'starlette'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy), "
         "file=sys.stderr); sys.exit(status)"
     )
     done = run_process(sys.executable, "-c", code)

@@ -104,7 +104,8 @@ def test_chained_contexts_match_oracle(
     data = random.Random(seed).randbytes(size)
     part_size = blocks_per_part * 64
     result = part_contexts(data, part_size, algorithm)
-    assert [part.hash_ctx for part in result.parts] == expected_contexts(data, part_size, algorithm)
+    expected = expected_contexts(data, part_size, algorithm)
+    assert [part.hash_ctx for part in result.parts] == expected
     assert result.digest == HASHLIB[algorithm](data).hexdigest()
     assert result.pre_hash == hashlib.sha256(data[:1024]).hexdigest()
     assert sum(part.part_size for part in result.parts) == size
@@ -327,7 +328,8 @@ def test_states_match_incremental_hasher(algorithm: str) -> None:
     hasher = HASHERS[algorithm]()
     for part in result.parts:
         if part.hash_ctx is not None:
-            assert hasher.state() == HashState(algorithm, part.hash_ctx, part.part_offset)  # type: ignore[arg-type]
+            expected = HashState(algorithm, part.hash_ctx, part.part_offset)  # type: ignore[arg-type]
+            assert hasher.state() == expected
         hasher.update(data[part.part_offset : part.part_offset + part.part_size])
     assert hasher.hexdigest() == result.digest
 

@@ -135,7 +135,8 @@ def test_list_words_are_stored_as_tuple() -> None:
     ],
 )
 def test_accepted_variants(variant: str) -> None:
-    assert HashState.from_iteration_ctx(variant) == HashState("sha256", PART46_WORDS, PART46_OFFSET)
+    expected = HashState("sha256", PART46_WORDS, PART46_OFFSET)
+    assert HashState.from_iteration_ctx(variant) == expected
 
 
 def test_url_safe_alphabet_accepted() -> None:
