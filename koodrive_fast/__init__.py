@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "UploadUrlExpiredError": "._exceptions",
     "PartUploadError": "._exceptions",
     "FileChangedError": "._exceptions",
+    "MalformedResponseError": "._exceptions",
     # API client and models
     "Client": "._client",
     "AsyncClient": "._client",
@@ -46,12 +47,16 @@ _EXPORTS: dict[str, str] = {
     "AppCredentials": "._auth",
     "pre_hash": "._auth",
     "proof_code": "._auth",
+    "proof_origin": "._auth",
+    "RetryPolicy": "._retry",
     "MultiPartInfo": "._models",
     "CreateFileResult": "._models",
     "FileDetail": "._models",
     "DownloadLink": "._models",
     "PartPlan": "._planner",
     "plan_parts": "._planner",
+    "plan_with_contexts": "._planner",
+    "validate_parts": "._planner",
     # upload engine
     "UploadConfig": "._upload",
     "UploadResult": "._upload",
@@ -79,7 +84,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    from ._auth import AppCredentials, BearerToken, pre_hash, proof_code
+    from ._auth import AppCredentials, BearerToken, pre_hash, proof_code, proof_origin
     from ._client import AsyncClient, Client
     from ._config import DEFAULT_LIMITS, Limits, default_part_size
     from ._contexts import FileContexts, PartContext, part_contexts
@@ -89,6 +94,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
         FileChangedError,
         IntegrityError,
         KooDriveError,
+        MalformedResponseError,
         PartUploadError,
         RateLimitedError,
         TransportError,
@@ -98,8 +104,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     )
     from ._hashing import HashState, kernels, sha1, sha256
     from ._models import CreateFileResult, DownloadLink, FileDetail, MultiPartInfo
-    from ._planner import PartPlan, plan_parts
+    from ._planner import PartPlan, plan_parts, plan_with_contexts, validate_parts
     from ._progress import ProgressEvent
+    from ._retry import RetryPolicy
     from ._sizes import parse_size
     from ._upload import UploadConfig, UploadResult
 

@@ -497,12 +497,23 @@ class _ClientCore:
         return calls
 
 
+def _ssl_verify(verify: Union[bool, str, ssl.SSLContext]) -> Union[bool, ssl.SSLContext]:
+    """httpx's ``verify``: a CA bundle path becomes an SSL context (str is deprecated there)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    if not isinstance(verify, (bool, ssl.SSLContext)):
+        raise TypeError(f"verify must be bool, a CA bundle path or an SSLContext, got {type(verify).__name__}")
+    return verify
+
+
 def _http_limits(max_connections: int) -> httpx.Limits:
     return httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
 
 
 class Client(_ClientCore):
     """Synchronous KooDrive client; one pooled ``httpx.Client``; use as a context manager.
+
+    Safe to share between threads (the upload engine's workers do).
 
     ``clock`` supplies the time for ``X-Date`` (tests inject skew), ``sleep``
     and ``monotonic`` drive the retry backoff.
@@ -532,7 +543,7 @@ class Client(_ClientCore):
         )
         self._sleep = sleep
         self._http = httpx.Client(
-            timeout=timeout, verify=verify, transport=transport,
+            timeout=timeout, verify=_ssl_verify(verify), transport=transport,
             limits=_http_limits(max_connections), follow_redirects=False,
         )
 
@@ -684,7 +695,7 @@ class AsyncClient(_ClientCore):
             sleep = anyio.sleep
         self._sleep = sleep
         self._http = httpx.AsyncClient(
-            timeout=timeout, verify=verify, transport=transport,
+            timeout=timeout, verify=_ssl_verify(verify), transport=transport,
             limits=_http_limits(max_connections), follow_redirects=False,
         )
 

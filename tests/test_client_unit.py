@@ -377,6 +377,16 @@ def test_bad_constructor_arguments() -> None:
         Client(ENDPOINT, "token")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         Client(ENDPOINT, BearerToken(TOKEN, USER), max_connections=0)
+    with pytest.raises(TypeError):
+        Client(ENDPOINT, BearerToken(TOKEN, USER), verify=123)  # type: ignore[arg-type]
+
+
+def test_verify_accepts_a_ca_bundle_path(recwarn: pytest.WarningsRecorder) -> None:
+    import certifi
+
+    with Client(ENDPOINT, BearerToken(TOKEN, USER), verify=certifi.where()) as client:
+        assert client.endpoint == ENDPOINT
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
 
 
 # ---------------------------------------------------------------- secrets stay out
