@@ -11,7 +11,6 @@ method, path, status, code, trace id — never tokens or presigned URLs.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
 import re
@@ -694,6 +693,9 @@ class AsyncClient(_ClientCore):
 
             sleep = anyio.sleep
         self._sleep = sleep
+        self._timeout = timeout
+        self._verify = verify
+        self._max_connections = max_connections
         self._http = httpx.AsyncClient(
             timeout=timeout, verify=_ssl_verify(verify), transport=transport,
             limits=_http_limits(max_connections), follow_redirects=False,
@@ -703,6 +705,18 @@ class AsyncClient(_ClientCore):
     def http_client(self) -> httpx.AsyncClient:
         """The pooled ``httpx.AsyncClient`` (the uploader PUTs parts through it)."""
         return self._http
+
+    def sync_twin(self) -> Client:
+        """A new :class:`Client` with this client's settings (all but transport and sleep).
+
+        For thread-based work driven from async code; the caller closes it.
+        """
+        return Client(
+            self._endpoint, self._credentials, limits=self._limits, timeout=self._timeout,
+            verify=self._verify, retry=self._retry, language=self._language,
+            share_folder_id=self._share_folder_id, max_connections=self._max_connections,
+            clock=self._clock, monotonic=self._monotonic,
+        )
 
     async def _execute(self, call: _Call[T]) -> T:
         budget = self._new_budget()
@@ -791,13 +805,10 @@ class AsyncClient(_ClientCore):
         return links
 
     async def upload(self, path: Union[str, os.PathLike[str]], **kwargs: Any) -> UploadResult:
-        """Upload a file; delegates to ``koodrive_fast._upload.upload_file_async``."""
-        upload_module = importlib.import_module("._upload", __package__)
-        upload_async = getattr(upload_module, "upload_file_async", None)
-        if upload_async is None:
-            raise NotImplementedError("the upload engine has no upload_file_async yet")
-        result: UploadResult = await upload_async(self, path, **kwargs)
-        return result
+        """Upload a file; see :func:`koodrive_fast._upload.upload_file_async` (the upload engine)."""
+        from ._upload import upload_file_async
+
+        return await upload_file_async(self, path, **kwargs)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

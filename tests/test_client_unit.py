@@ -460,3 +460,17 @@ def test_create_body_shape() -> None:
     }
     assert rec.requests[0].url.path == PATH_CREATE
     assert [p.hash_ctx for p in result.multi_parts] == [None, CTX]
+
+
+def test_async_sync_twin_keeps_settings() -> None:
+    async def main() -> None:
+        fixed = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        async with AsyncClient(ENDPOINT, BearerToken(TOKEN, USER), limits=LIMITS, retry=POLICY,
+                               language="zh-CN", clock=lambda: fixed) as client:
+            with client.sync_twin() as twin:
+                assert (twin.endpoint, twin.limits, twin.retry_policy) == (ENDPOINT, LIMITS, POLICY)
+                assert twin.credentials == client.credentials
+                headers = twin._headers("t" * 58)
+                assert headers["language"] == "zh-CN" and headers["X-Date"] == "20260102T030405Z"
+
+    asyncio.run(main())
