@@ -59,19 +59,19 @@ KD_AVX2_TARGET static inline __m256i schedule4(__m256i x0, __m256i x1, __m256i x
 }
 
 /* W + K of group g (cur) to wk: low lane -> block at p, high -> block at q. */
-#define STORE_WK(cur, g)                                                                   \
+#define STORE_WK(dst, cur, g)                                                                   \
     do {                                                                                   \
         __m256i v_ = _mm256_add_epi32(                                                     \
             cur, _mm256_broadcastsi128_si256(                                              \
                      _mm_load_si128((const __m128i *)(K256_AVX2 + 4 * (g)))));             \
-        _mm_store_si128((__m128i *)(wk + 4 * (g)), _mm256_castsi256_si128(v_));            \
-        _mm_store_si128((__m128i *)(wk + 64 + 4 * (g)), _mm256_extracti128_si256(v_, 1));  \
+        _mm_store_si128((__m128i *)((dst) + 4 * (g)), _mm256_castsi256_si128(v_));       \
+        _mm_store_si128((__m128i *)((dst) + 64 + 4 * (g)), _mm256_extracti128_si256(v_, 1)); \
     } while (0)
 
-#define SCHED(x0, x1, x2, x3, g)                                                           \
+#define SCHED(dst, x0, x1, x2, x3, g)                                                           \
     do {                                                                                   \
         x0 = schedule4(x0, x1, x2, x3);                                                    \
-        STORE_WK(x0, g);                                                                   \
+        STORE_WK(dst, x0, g);                                                              \
     } while (0)
 
 /* Fill wk[0..63] (block at p) and wk[64..127] (block at q) with W + K. */
@@ -88,40 +88,45 @@ KD_AVX2_TARGET static inline __attribute__((always_inline)) void schedule2(uint3
         bswap)
     __m256i x0 = LOAD2(0), x1 = LOAD2(16), x2 = LOAD2(32), x3 = LOAD2(48);
 #undef LOAD2
-    STORE_WK(x0, 0);
-    STORE_WK(x1, 1);
-    STORE_WK(x2, 2);
-    STORE_WK(x3, 3);
-    SCHED(x0, x1, x2, x3, 4);
-    SCHED(x1, x2, x3, x0, 5);
-    SCHED(x2, x3, x0, x1, 6);
-    SCHED(x3, x0, x1, x2, 7);
-    SCHED(x0, x1, x2, x3, 8);
-    SCHED(x1, x2, x3, x0, 9);
-    SCHED(x2, x3, x0, x1, 10);
-    SCHED(x3, x0, x1, x2, 11);
-    SCHED(x0, x1, x2, x3, 12);
-    SCHED(x1, x2, x3, x0, 13);
-    SCHED(x2, x3, x0, x1, 14);
-    SCHED(x3, x0, x1, x2, 15);
+    STORE_WK(wk, x0, 0);
+    STORE_WK(wk, x1, 1);
+    STORE_WK(wk, x2, 2);
+    STORE_WK(wk, x3, 3);
+    SCHED(wk, x0, x1, x2, x3, 4);
+    SCHED(wk, x1, x2, x3, x0, 5);
+    SCHED(wk, x2, x3, x0, x1, 6);
+    SCHED(wk, x3, x0, x1, x2, 7);
+    SCHED(wk, x0, x1, x2, x3, 8);
+    SCHED(wk, x1, x2, x3, x0, 9);
+    SCHED(wk, x2, x3, x0, x1, 10);
+    SCHED(wk, x3, x0, x1, x2, 11);
+    SCHED(wk, x0, x1, x2, x3, 12);
+    SCHED(wk, x1, x2, x3, x0, 13);
+    SCHED(wk, x2, x3, x0, x1, 14);
+    SCHED(wk, x3, x0, x1, x2, 15);
 }
 
 #define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-/* One round.  The e chain is kept short: d + h + W+K + Ch(e,f,g) is formed
- * while Sigma1(e) is computed, so the new e costs one add after both.  Maj
- * reuses the previous round's a ^ b: Maj(a,b,c) = b ^ ((a ^ b) & (b ^ c)). */
+/* One round.  The e chain is kept to about four cycles: d + h + W+K is
+ * formed early, Ch(e,f,g) (two deep) is added while Sigma1(e) (three deep)
+ * is computed, so the new e costs one add after Sigma1.  Maj reuses the
+ * previous round's a ^ b: Maj(a,b,c) = b ^ ((a ^ b) & (b ^ c)). */
 #define RND(a, b, c, d, e, f, g, h, t)                                                     \
     do {                                                                                   \
         uint32_t hk_ = h + wk[t];                                                          \
         uint32_t ch_ = (e & f) ^ (~e & g);                                                 \
         uint32_t s1_ = ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25);                             \
-        uint32_t t1_ = hk_ + ch_;                                                          \
+        uint32_t dhk_ = d + hk_;                                                           \
         uint32_t ab_ = a ^ b;                                                              \
         uint32_t s0_ = ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22);                             \
         uint32_t mj_ = b ^ (ab_ & bc);                                                     \
-        d = (d + t1_) + s1_;                                                               \
-        t1_ += s1_;                                                                        \
-        h = t1_ + (s0_ + mj_);                                                             \
+        __asm__("" : "+r"(dhk_)); /* keep (d + h + wk) + ch + s1 in this order */         \
+        dhk_ += ch_;                                                                       \
+        hk_ += ch_;                                                                        \
+        __asm__("" : "+r"(dhk_), "+r"(hk_));                                               \
+        d = dhk_ + s1_;                                                                    \
+        hk_ += s1_;                                                                        \
+        h = hk_ + (s0_ + mj_);                                                             \
         bc = ab_;                                                                          \
     } while (0)
 
@@ -157,9 +162,61 @@ KD_AVX2_TARGET static inline __attribute__((always_inline)) void rounds(uint32_t
     state[7] += h;
 }
 
-/* Pairs of blocks: the schedule of the next pair is issued between the
- * rounds of the current pair's two blocks, so the out-of-order core runs
- * the vector work in the gaps of the scalar round chain. */
+/* Rounds of the block whose W + K is in wk, with the schedule of the next
+ * pair (blocks at p and q, W + K to nwk) spread between groups of eight
+ * rounds, so the vector work fills the gaps of the scalar round chain. */
+KD_AVX2_TARGET static inline __attribute__((always_inline)) void rounds_and_schedule(
+    uint32_t *state, const uint32_t *wk, uint32_t *nwk, const uint8_t *p, const uint8_t *q) {
+    const __m256i bswap = _mm256_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL,
+                                            0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+#define LOAD2(off)                                                                         \
+    _mm256_shuffle_epi8(                                                                   \
+        _mm256_inserti128_si256(                                                           \
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + (off)))),         \
+            _mm_loadu_si128((const __m128i *)(q + (off))), 1),                             \
+        bswap)
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+    uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
+    uint32_t bc = b ^ c;
+    __m256i x0 = LOAD2(0), x1 = LOAD2(16), x2 = LOAD2(32), x3 = LOAD2(48);
+#undef LOAD2
+    STORE_WK(nwk, x0, 0);
+    STORE_WK(nwk, x1, 1);
+    RND8(0);
+    STORE_WK(nwk, x2, 2);
+    STORE_WK(nwk, x3, 3);
+    RND8(8);
+    SCHED(nwk, x0, x1, x2, x3, 4);
+    SCHED(nwk, x1, x2, x3, x0, 5);
+    RND8(16);
+    SCHED(nwk, x2, x3, x0, x1, 6);
+    SCHED(nwk, x3, x0, x1, x2, 7);
+    RND8(24);
+    SCHED(nwk, x0, x1, x2, x3, 8);
+    SCHED(nwk, x1, x2, x3, x0, 9);
+    RND8(32);
+    SCHED(nwk, x2, x3, x0, x1, 10);
+    SCHED(nwk, x3, x0, x1, x2, 11);
+    RND8(40);
+    SCHED(nwk, x0, x1, x2, x3, 12);
+    SCHED(nwk, x1, x2, x3, x0, 13);
+    RND8(48);
+    SCHED(nwk, x2, x3, x0, x1, 14);
+    SCHED(nwk, x3, x0, x1, x2, 15);
+    RND8(56);
+    state[0] += a;
+    state[1] += b;
+    state[2] += c;
+    state[3] += d;
+    state[4] += e;
+    state[5] += f;
+    state[6] += g;
+    state[7] += h;
+}
+
+/* Pairs of blocks: while the first block of a pair runs its rounds, the
+ * next pair is scheduled (for the last pair, a harmless repeat of valid
+ * input); the second block runs plain rounds. */
 KD_AVX2_TARGET
 void kd_sha256_blocks_avx2(uint32_t *state, const uint8_t *p, size_t nblocks) {
     uint32_t wk[2][128] __attribute__((aligned(32)));
@@ -167,11 +224,9 @@ void kd_sha256_blocks_avx2(uint32_t *state, const uint8_t *p, size_t nblocks) {
     int cur = 0;
     schedule2(wk[0], p, nblocks >= 2 ? p + 64 : p);
     while (nblocks >= 2) {
-        rounds(state, wk[cur]);
-        if (nblocks >= 4)
-            schedule2(wk[cur ^ 1], p + 128, p + 192);
-        else if (nblocks == 3)
-            schedule2(wk[cur ^ 1], p + 128, p + 128);
+        const uint8_t *np = nblocks >= 3 ? p + 128 : p;
+        const uint8_t *nq = nblocks >= 4 ? p + 192 : np;
+        rounds_and_schedule(state, wk[cur], wk[cur ^ 1], np, nq);
         rounds(state, wk[cur] + 64);
         cur ^= 1;
         p += 128;
