@@ -10,8 +10,9 @@ only).  Offsets are checked as follows:
   check);
 * across a gap of ``k`` missing parts, the offset grows by the earlier part's
   size plus between ``k × min_part_size`` and ``k × max_part_size`` bytes;
-* every offset after part 1 is a multiple of the alignment (64), since all
-  earlier parts are non-last;
+* every offset after part 1 is a multiple of the alignment (64) and lies in
+  ``(n-1) × [min_part_size, max_part_size]``, since all earlier parts are
+  non-last;
 * when the caller knows the plan's uniform ``part_size``, every non-last part
   must have exactly that size and ``offset(n) == part_size × (n-1)``.
 
@@ -218,6 +219,15 @@ def validate_parts(
                 f"the last part must be <= the plan's part size {part_size}, got {part.part_size}",
             )
         if offset is not None and part.part_number > 1:
+            low_bound = (part.part_number - 1) * limits.min_part_size
+            high_bound = (part.part_number - 1) * limits.max_part_size
+            if not low_bound <= offset <= high_bound:
+                raise ValidationError(
+                    f"{field}.partOffset",
+                    f"must be in {low_bound}..{high_bound} for part {part.part_number} "
+                    f"(each earlier part has {limits.min_part_size}..{limits.max_part_size} bytes), "
+                    f"got {offset}",
+                )
             if offset % limits.part_alignment:
                 raise ValidationError(
                     f"{field}.partOffset",

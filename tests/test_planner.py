@@ -225,6 +225,12 @@ def test_subset_gap_bounds() -> None:
         validate_parts(too_close)
 
 
+def test_lone_part_offset_must_fit_the_earlier_parts() -> None:
+    with pytest.raises(ValidationError, match="each earlier part"):
+        validate_parts([MultiPartInfo(5, MIN, 3 * MIN, CTX)])
+    validate_parts([MultiPartInfo(5, MIN, 4 * MIN, CTX)])
+
+
 def test_unaligned_offset_of_a_lone_part() -> None:
     with pytest.raises(ValidationError, match="multiple of 64"):
         validate_parts([MultiPartInfo(5, MIN, 4 * MIN + 1, CTX)])
