@@ -27,7 +27,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-_COMMAND_MODULES = ["koodrive_fast._cmd_hash", "koodrive_fast._cmd_serve"]
+_COMMAND_MODULES = ["koodrive_fast._cmd_hash", "koodrive_fast._cmd_serve", "koodrive_fast._cmd_upload"]
 
 
 class CliError(Exception):

@@ -3,8 +3,8 @@
 One :class:`PartTransport` per upload owns an ``httpx.Client`` whose pool is
 sized to the upload's concurrency (connections are reused; TLS verification
 stays on unless the caller turns it off).  A part body streams from the file
-with ``os.preadv`` into a buffer the worker owns and reuses, ``read_size``
-bytes at a time, so memory is bounded by concurrency × read size whatever the
+with ``os.pread``, ``read_size`` bytes at a time (each chunk is released once
+written), so memory is bounded by about concurrency × read size whatever the
 part size.  Every request carries the exact ``Content-Length`` (a signed
 header of the presigned URL) and never ``Transfer-Encoding: chunked``.
 
@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from typing import Callable, Iterable, Iterator, Optional, Union, cast
+from typing import Callable, Iterable, Iterator, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -155,28 +155,26 @@ class PartTransport:
         fd: int,
         offset: int,
         size: int,
-        buffer: bytearray,
         on_sent: Callable[[int], None],
         stop: threading.Event,
-    ) -> Iterator[memoryview]:
-        view = memoryview(buffer)
+    ) -> Iterator[bytes]:
         position = 0
         while position < size:
             if stop.is_set():
                 raise PutCancelled("upload stopped")
-            want = min(len(view), size - position)
-            chunk = view[:want]
-            got = 0
-            while got < want:
-                n = os.preadv(fd, [chunk[got:]], offset + position + got)
-                if n == 0:
+            want = min(self.read_size, size - position)
+            # os.pread reads straight into a new immutable bytes object: one
+            # copy from the page cache, none in h11 (a one-chunk join returns
+            # the object itself), and safe with transports that keep chunks.
+            chunk = os.pread(fd, want, offset + position)
+            while len(chunk) < want:
+                more = os.pread(fd, want - len(chunk), offset + position + len(chunk))
+                if not more:
                     raise ShortRead(
-                        f"file ended at byte {offset + position + got}, inside a part that "
-                        f"ends at {offset + size}"
+                        f"file ended at byte {offset + position + len(chunk)}, inside a part "
+                        f"that ends at {offset + size}"
                     )
-                got += n
-            # httpcore hands the chunk to the socket before asking for the
-            # next one, so the buffer may be reused after this yield.
+                chunk += more
             yield chunk
             position += want
             on_sent(want)
@@ -188,15 +186,13 @@ class PartTransport:
         fd: int,
         offset: int,
         size: int,
-        buffer: bytearray,
         on_sent: Callable[[int], None],
         stop: threading.Event,
     ) -> None:
         """PUT ``size`` bytes of ``fd`` from ``offset`` to ``url``.
 
-        ``buffer`` (at least 1 byte; ``read_size`` normally) is reused for
-        every read.  ``on_sent(n)`` is called after each chunk is handed to
-        the connection.  Raises :class:`PutRetryable`, :class:`PutUrlRejected`,
+        The body is read ``read_size`` bytes at a time; ``on_sent(n)`` is
+        called after each chunk is handed to the connection.  Raises :class:`PutRetryable`, :class:`PutUrlRejected`,
         :class:`PutFatal`, :class:`ShortRead` or :class:`PutCancelled`.
         """
         headers = {
@@ -205,8 +201,7 @@ class PartTransport:
         }
         body: Union[bytes, Iterable[bytes]] = b""
         if size:
-            # memoryview chunks: httpx/h11 only need len() and the buffer protocol
-            body = cast(Iterable[bytes], self._body(fd, offset, size, buffer, on_sent, stop))
+            body = self._body(fd, offset, size, on_sent, stop)
         where = _url_for_messages(url)
         try:
             response = self._http.put(url, content=body, headers=headers)

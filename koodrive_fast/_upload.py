@@ -10,8 +10,8 @@
 2. Upload URLs are requested in batches (≤ 100 parts per request) for a
    window of ready parts ahead of the workers; ``files/create`` carries part 1.
 3. ``concurrency`` worker threads PUT parts with an exact ``Content-Length``,
-   the body streamed from the file in ``read_size`` reads into reused
-   buffers, while the scan continues.  The scan is kept at most
+   the body streamed from the file in ``read_size`` reads, while the scan
+   continues.  The scan is kept at most
    ``hash_window`` parts ahead of the uploads so a part is usually sent
    while its pages are still in the page cache.
 4. When every part is stored and the scan is done, the whole-file SHA-256
@@ -106,8 +106,8 @@ class UploadConfig:
     Memory ceiling of one upload (client side, beyond the interpreter, httpx
     and the client's own pool, ~40 MiB together)::
 
-        2 × concurrency × read_size        part bodies (reused read buffer +
-                                           the HTTP layer's copy of one chunk)
+        2 × concurrency × read_size        part bodies (the chunk being sent
+                                           and the next one being read)
       + 3 × scan_read_size                 the native scan's read-ahead ring
       + 64 B × number of parts             contexts, plan, checkpoint JSON
 
@@ -730,7 +730,14 @@ class _Engine:
                 logger.info("resume: file %s unknown to the server; new task", self.file_id)
                 self._forget_task()
             return False
-        if detail.sha256 and digest and detail.sha256.lower() == digest and detail.length == self.size:
+        status = (getattr(detail, "status", None) or "").lower()
+        if (
+            status in ("complete", "completed")
+            and detail.sha256
+            and digest
+            and detail.sha256.lower() == digest
+            and detail.length == self.size
+        ):
             self.store.discard(self.key)
             self.progress.emit("done")
             return True
@@ -953,7 +960,6 @@ class _Engine:
     # -------------------------------------------------------------- workers
 
     def _worker(self) -> None:
-        buffer = bytearray(self.config.read_size)
         while True:
             item = self.work.get()
             if item is None:
@@ -963,7 +969,7 @@ class _Engine:
                 self.results.put(("error", number, generation, _Stop("stopped")))
                 continue
             try:
-                self._send_part(self.parts[number - 1], buffer, generation)
+                self._send_part(self.parts[number - 1], generation)
             except BaseException as exc:  # reported to the scheduler
                 self.results.put(("error", number, generation, exc))
             else:
@@ -981,7 +987,7 @@ class _Engine:
         assert part.url is not None
         return part.url
 
-    def _send_part(self, part: _Part, buffer: bytearray, generation: int) -> None:
+    def _send_part(self, part: _Part, generation: int) -> None:
         cfg = self.config
         attempts = 0
         refreshes = 0
@@ -1013,7 +1019,6 @@ class _Engine:
                     fd=self.fd,
                     offset=part.offset,
                     size=part.size,
-                    buffer=buffer,
                     on_sent=on_sent,
                     stop=self.stop,
                 )
@@ -1176,8 +1181,13 @@ async def upload_file_async(client: AsyncClient, path: PathLike, **kwargs: Any) 
 
     from ._client import Client as SyncClient
 
-    sync_client = SyncClient(
-        client.endpoint, client.credentials, limits=client.limits, retry=client.retry_policy
+    twin = getattr(client, "sync_twin", None)
+    sync_client: SyncClient = (
+        twin()
+        if callable(twin)
+        else SyncClient(
+            client.endpoint, client.credentials, limits=client.limits, retry=client.retry_policy
+        )
     )
     try:
         engine = _make_engine(sync_client, path, **kwargs)

@@ -1,0 +1,104 @@
+"""ProgressEvent dispatching and the CLI's tqdm bars."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+
+import pytest
+
+from koodrive_fast import ProgressEvent
+from koodrive_fast._progress import ProgressDispatcher, TqdmProgress
+
+
+def test_dispatcher_sums_and_event_fields() -> None:
+    events: list[ProgressEvent] = []
+    dispatcher = ProgressDispatcher(events.append, total=100)
+    dispatcher.emit("uploading", 60, part_number=1)
+    dispatcher.emit("uploading", -20, part_number=1)
+    dispatcher.emit("uploading", 60, part_number=1)
+    dispatcher.emit("done", rapid_upload=False)
+    assert dispatcher.total_for("uploading") == 100
+    assert events[0] == ProgressEvent("uploading", 60, 100, 1, False)
+    assert events[-1].phase == "done" and events[-1].delta == 0
+
+
+def test_dispatcher_serialises_callbacks_across_threads() -> None:
+    inside = 0
+    overlap = False
+    seen = 0
+    guard = threading.Lock()
+
+    def callback(event: ProgressEvent) -> None:
+        nonlocal inside, overlap, seen
+        with guard:
+            inside += 1
+            overlap = overlap or inside > 1
+        seen += event.delta  # unguarded on purpose: the dispatcher must serialise
+        with guard:
+            inside -= 1
+
+    dispatcher = ProgressDispatcher(callback, total=8 * 500)
+    threads = [threading.Thread(target=lambda: [dispatcher.emit("uploading", 1) for _ in range(500)])
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not overlap
+    assert seen == 4000 == dispatcher.total_for("uploading")
+
+
+def test_raising_callback_is_logged_once_and_disabled(caplog: pytest.LogCaptureFixture) -> None:
+    calls = []
+
+    def broken(event: ProgressEvent) -> None:
+        calls.append(event)
+        raise ValueError("boom")
+
+    dispatcher = ProgressDispatcher(broken, total=10)
+    with caplog.at_level(logging.WARNING, logger="koodrive_fast"):
+        for _ in range(3):
+            dispatcher.emit("hashing", 1)
+    assert len(calls) == 1
+    assert caplog.text.count("progress callback raised") == 1
+    assert dispatcher.total_for("hashing") == 3
+
+
+def test_no_callback_still_counts() -> None:
+    dispatcher = ProgressDispatcher(None, total=5)
+    dispatcher.emit("hashing", 5)
+    assert dispatcher.total_for("hashing") == 5
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tqdm_quiet_when_not_a_tty() -> None:
+    stream = io.StringIO()
+    with TqdmProgress(stream=stream) as bar:
+        assert not bar.enabled
+        bar(ProgressEvent("uploading", 10, 100))
+    assert stream.getvalue() == ""
+
+
+def test_tqdm_quiet_with_enabled_false() -> None:
+    stream = _Tty()
+    with TqdmProgress(enabled=False, stream=stream) as bar:
+        bar(ProgressEvent("hashing", 10, 100))
+    assert stream.getvalue() == ""
+
+
+def test_tqdm_draws_hash_and_upload_bars_on_a_tty() -> None:
+    stream = _Tty()
+    with TqdmProgress(stream=stream) as bar:
+        bar(ProgressEvent("hashing", 2048, 4096))
+        bar(ProgressEvent("uploading", 1024, 4096, part_number=1))
+        bar(ProgressEvent("uploading", -512, 4096, part_number=1))
+        bar(ProgressEvent("done", 0, 4096, rapid_upload=True))
+    out = stream.getvalue()
+    assert "hash" in out and "upload" in out
+    assert "flash upload" in out
