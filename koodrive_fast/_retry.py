@@ -51,8 +51,10 @@ class RetryPolicy:
 
     ``max_attempts`` counts the first try; delay before retry *k* (1-based) is
     uniform in ``[0, min(backoff_max, backoff_base * 2**(k-1))]`` (full jitter),
-    or exactly that cap with ``jitter=False``.  ``max_elapsed`` bounds the total
-    wall time of a call including its sleeps.
+    or exactly that cap with ``jitter=False``.  ``max_elapsed`` bounds the time
+    spent on a call's retries: no sleep may end later than ``max_elapsed``
+    seconds after the first attempt started (the attempt after it still gets
+    its own request timeout).
     """
 
     max_attempts: int = 5
