@@ -114,10 +114,13 @@ def _check_file_name(name: object) -> str:
     bad = sorted(set(text) & _FORBIDDEN_NAME_CHARS)
     if bad or any(ord(c) < 32 for c in text):
         raise ValidationError(
-            "fileName", f"must not contain any of < > | : \" * ? / \\ or control characters (found {bad})"
+            "fileName",
+            f"must not contain any of < > | : \" * ? / \\ or control characters (found {bad})",
         )
     if len(text) > _MAX_NAME:
-        raise ValidationError("fileName", f"must be at most {_MAX_NAME} characters, got {len(text)}")
+        raise ValidationError(
+            "fileName", f"must be at most {_MAX_NAME} characters, got {len(text)}"
+        )
     return text
 
 
@@ -154,7 +157,9 @@ def _batches(items: Sequence[T], size: int) -> list[Sequence[T]]:
 # --------------------------------------------------------------------------- responses
 
 
-def _parse_envelope(response: httpx.Response) -> tuple[Optional[JsonDict], Optional[Union[int, str]], str]:
+def _parse_envelope(
+    response: httpx.Response,
+) -> tuple[Optional[JsonDict], Optional[Union[int, str]], str]:
     """``(json_object_or_None, code, msg)`` of a response."""
     try:
         data = json.loads(response.content) if response.content else None
@@ -194,14 +199,21 @@ class _ClientCore:
         self._endpoint = _check_endpoint(endpoint)
         if not isinstance(credentials, (BearerToken, AppCredentials)):
             raise TypeError(
-                f"credentials must be BearerToken or AppCredentials, got {type(credentials).__name__}"
+                "credentials must be BearerToken or AppCredentials, "
+                f"got {type(credentials).__name__}"
             )
         if not isinstance(limits, Limits):
             raise TypeError(f"limits must be a Limits, got {type(limits).__name__}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
-        if not isinstance(max_connections, int) or isinstance(max_connections, bool) or max_connections < 1:
-            raise ValidationError("max_connections", f"must be an int >= 1, got {max_connections!r}")
+        if (
+            not isinstance(max_connections, int)
+            or isinstance(max_connections, bool)
+            or max_connections < 1
+        ):
+            raise ValidationError(
+                "max_connections", f"must be an int >= 1, got {max_connections!r}"
+            )
         if language is not None:
             _check_str(language, "language")
         if share_folder_id is not None:
@@ -240,7 +252,10 @@ class _ClientCore:
         return proof_origin(self._credentials)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(endpoint={self._endpoint!r}, user_id={self._credentials.user_id!r})"
+        return (
+            f"{type(self).__name__}(endpoint={self._endpoint!r}, "
+            f"user_id={self._credentials.user_id!r})"
+        )
 
     # ---- request building
 
@@ -375,7 +390,9 @@ class _ClientCore:
             body["proofCode"] = _check_hex64(proof_code, "proofCode")
         if auto_rename is not None:
             if auto_rename not in _AUTO_RENAME or isinstance(auto_rename, bool):
-                raise ValidationError("autoRename", f"must be one of {_AUTO_RENAME}, got {auto_rename!r}")
+                raise ValidationError(
+                    "autoRename", f"must be one of {_AUTO_RENAME}, got {auto_rename!r}"
+                )
             body["autoRename"] = auto_rename
         if mime_type is not None:
             body["mimeType"] = _check_str(mime_type, "mimeType")
@@ -423,7 +440,9 @@ class _ClientCore:
         for batch in _batches(list(parts), self._limits.max_parts_per_request):
             wanted = {p.part_number: p for p in batch}
 
-            def parse(data: JsonDict, wanted: dict[int, MultiPartInfo] = wanted) -> dict[int, MultiPartInfo]:
+            def parse(
+                data: JsonDict, wanted: dict[int, MultiPartInfo] = wanted
+            ) -> dict[int, MultiPartInfo]:
                 entries = data.get("multiParts")
                 if not isinstance(entries, list):
                     raise ValueError("uploadUrl response without a multiParts list")
@@ -431,11 +450,14 @@ class _ClientCore:
                 for entry in entries:
                     returned = MultiPartInfo.from_json(entry)
                     if returned.part_number not in wanted:
-                        logger.debug("ignoring unrequested part %d in response", returned.part_number)
+                        logger.debug(
+                            "ignoring unrequested part %d in response", returned.part_number
+                        )
                         continue
                     if not returned.upload_url:
                         raise ValueError(f"part {returned.part_number} has no uploadUrl")
-                    found[returned.part_number] = _merge_part(wanted[returned.part_number], returned)
+                    number = returned.part_number
+                    found[number] = _merge_part(wanted[number], returned)
                 missing = sorted(set(wanted) - set(found))
                 if missing:
                     raise ValueError(f"response lacks parts {missing[:10]}")
@@ -501,7 +523,10 @@ def _ssl_verify(verify: Union[bool, str, ssl.SSLContext]) -> Union[bool, ssl.SSL
     if isinstance(verify, str):
         return ssl.create_default_context(cafile=verify)
     if not isinstance(verify, (bool, ssl.SSLContext)):
-        raise TypeError(f"verify must be bool, a CA bundle path or an SSLContext, got {type(verify).__name__}")
+        raise TypeError(
+            "verify must be bool, a CA bundle path or an SSLContext, "
+            f"got {type(verify).__name__}"
+        )
     return verify
 
 
@@ -805,7 +830,7 @@ class AsyncClient(_ClientCore):
         return links
 
     async def upload(self, path: Union[str, os.PathLike[str]], **kwargs: Any) -> UploadResult:
-        """Upload a file; see :func:`koodrive_fast._upload.upload_file_async` (the upload engine)."""
+        """Upload a file; see :func:`koodrive_fast._upload.upload_file_async`."""
         from ._upload import upload_file_async
 
         return await upload_file_async(self, path, **kwargs)

@@ -1,7 +1,8 @@
 """Every error koodrive_fast raises, in one tree::
 
     KooDriveError(Exception)
-     ├─ ValidationError(KooDriveError, ValueError)  bad input, caught before any request; .field .rule
+     ├─ ValidationError(KooDriveError, ValueError)  bad input, caught before any request;
+     │                                              .field .rule
      ├─ ApiError(KooDriveError)                     KooDrive answered with an error; .code .msg
      │   │                                          .trace_id .http_status .method .path
      │   ├─ AuthenticationError                     HTTP 401, API-gateway auth codes
@@ -12,7 +13,8 @@
      ├─ TransportError(KooDriveError)               connection/timeout errors after retries
      │                                              (the httpx exception is ``__cause__``)
      ├─ UploadUrlExpiredError                       storage: 403 "Request has expired"
-     ├─ PartUploadError                             a part PUT failed for good; .part_number .attempts
+     ├─ PartUploadError                             a part PUT failed for good;
+     │                                              .part_number .attempts
      └─ FileChangedError                            the source file changed during the upload
 
 Compare on ``code`` (an ``int``, or the ``str`` of API-gateway codes such as
@@ -187,7 +189,9 @@ class TransportError(KooDriveError):
 class UploadUrlExpiredError(KooDriveError):
     """Storage refused a part PUT with 403 ``AccessDenied`` "Request has expired"."""
 
-    def __init__(self, message: str = "upload URL expired", *, part_number: Optional[int] = None) -> None:
+    def __init__(
+        self, message: str = "upload URL expired", *, part_number: Optional[int] = None
+    ) -> None:
         self.part_number = part_number
         super().__init__(message)
 

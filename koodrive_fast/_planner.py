@@ -121,7 +121,9 @@ def validate_parts(
     if not parts:
         raise ValidationError("multiParts", "must not be empty")
     if len(parts) > limits.max_parts:
-        raise ValidationError("multiParts", f"must have <= {limits.max_parts} parts, got {len(parts)}")
+        raise ValidationError(
+            "multiParts", f"must have <= {limits.max_parts} parts, got {len(parts)}"
+        )
     if file_size is not None:
         validate_file_size(file_size, limits)
     if part_size is not None:
@@ -150,7 +152,9 @@ def validate_parts(
         if part.part_number > 1 and part.part_offset is None and require_contexts:
             raise ValidationError(f"{field}.partOffset", "is required for every part except part 1")
         if part.part_number == 1 and part.part_offset not in (None, 0):
-            raise ValidationError(f"{field}.partOffset", f"must be 0 for part 1, got {part.part_offset}")
+            raise ValidationError(
+                f"{field}.partOffset", f"must be 0 for part 1, got {part.part_offset}"
+            )
         _check_ctx(part, field, algorithm, require_contexts)
 
     order = sorted(range(len(parts)), key=lambda idx: parts[idx].part_number)
@@ -225,7 +229,8 @@ def validate_parts(
                 raise ValidationError(
                     f"{field}.partOffset",
                     f"must be in {low_bound}..{high_bound} for part {part.part_number} "
-                    f"(each earlier part has {limits.min_part_size}..{limits.max_part_size} bytes), "
+                    f"(each earlier part has {limits.min_part_size}.."
+                    f"{limits.max_part_size} bytes), "
                     f"got {offset}",
                 )
             if offset % limits.part_alignment:

@@ -128,7 +128,9 @@ async def upload_all(
     urls = {p.part_number: p for p in created.multi_parts}
     assert sorted(urls) == list(range(1, min(first, plan.part_count) + 1))
     if plan.part_count > first:
-        more = await client.get_upload_urls(created.file_id, list(plan.parts[first:]), file_size=plan.size)
+        more = await client.get_upload_urls(
+            created.file_id, list(plan.parts[first:]), file_size=plan.size
+        )
         assert sorted(more) == list(range(first + 1, plan.part_count + 1))
         urls.update(more)
     for number in sorted(urls, reverse=True):
@@ -172,7 +174,9 @@ def test_single_part_and_empty_files(kind: str, server: LocalServer, tmp_path: P
             path, data = make_file(tmp_path, size, seed=10 + size)
             plan, contexts = plan_with_contexts(path, PART, limits=server.limits)
             # no sha256 at create: the content may be known already (a flash hit)
-            file_id = await upload_all(client, f"small-{size}-{kind}.bin", plan, data, send_digest=False)
+            file_id = await upload_all(
+                client, f"small-{size}-{kind}.bin", plan, data, send_digest=False
+            )
             await client.complete_file(file_id, sha256=contexts.digest)
             detail = await client.file_detail(file_id)
             assert detail.length == size and detail.sha256 == hashlib.sha256(data).hexdigest()
@@ -193,7 +197,9 @@ def test_more_than_100_parts_are_batched(kind: str, server: LocalServer, tmp_pat
         )
         assert sorted(p.part_number for p in created.multi_parts) == list(range(1, 101))
         before = server.stats.api_calls.get("uploadUrl", 0)
-        more = await client.get_upload_urls(created.file_id, list(plan.parts[100:]), file_size=plan.size)
+        more = await client.get_upload_urls(
+            created.file_id, list(plan.parts[100:]), file_size=plan.size
+        )
         assert server.stats.api_calls.get("uploadUrl", 0) - before == 2  # 131 parts → 100 + 31
         assert sorted(more) == list(range(101, 232))
         for number, info in more.items():
@@ -212,7 +218,9 @@ def test_more_than_100_parts_are_batched(kind: str, server: LocalServer, tmp_pat
 
 
 @both
-def test_wrong_context_is_caught_at_complete(kind: str, server: LocalServer, tmp_path: Path) -> None:
+def test_wrong_context_is_caught_at_complete(
+    kind: str, server: LocalServer, tmp_path: Path
+) -> None:
     path, data = make_file(tmp_path, 4 * PART, seed=4)
     plan, contexts = plan_with_contexts(path, PART, limits=server.limits)
     bad_ctx = tuple((w + 1) % 2**32 for w in plan.parts[2].hash_ctx or ())
@@ -280,7 +288,9 @@ def test_bad_token_is_authentication_error(kind: str, server: LocalServer) -> No
 
 @both
 @pytest.mark.parametrize("skew", [timedelta(minutes=-20), timedelta(minutes=10)])
-def test_stale_or_future_x_date_is_rejected(kind: str, server: LocalServer, skew: timedelta) -> None:
+def test_stale_or_future_x_date_is_rejected(
+    kind: str, server: LocalServer, skew: timedelta
+) -> None:
     async def scenario(client: Any) -> None:
         with pytest.raises(AuthenticationError, match="X-Date"):
             await client.complete_file("Fwhatever")
@@ -306,7 +316,8 @@ def test_app_auth_hmac_accepted_and_wrong_secret_rejected(
         with pytest.raises(AuthenticationError):
             await client.file_detail("Fwhatever")
 
-    run(kind, server, rejected, credentials=AppCredentials(APP_ID, "not-the-secret", server.user_id))
+    wrong = AppCredentials(APP_ID, "not-the-secret", server.user_id)
+    run(kind, server, rejected, credentials=wrong)
 
 
 # ---------------------------------------------------------------- flash upload
@@ -314,7 +325,9 @@ def test_app_auth_hmac_accepted_and_wrong_secret_rejected(
 
 @both
 @pytest.mark.parametrize("auth", ["bearer", "app"])
-def test_flash_upload_hit_and_miss(kind: str, auth: str, server: LocalServer, tmp_path: Path) -> None:
+def test_flash_upload_hit_and_miss(
+    kind: str, auth: str, server: LocalServer, tmp_path: Path
+) -> None:
     path, data = make_file(tmp_path, 3 * PART + 9, seed=7 if auth == "bearer" else 8)
     plan, contexts = plan_with_contexts(path, PART, limits=server.limits)
     credentials: Any = (
@@ -402,7 +415,9 @@ def test_create_not_retried_after_5xx_but_after_429(kind: str, server: LocalServ
         assert info.value.http_status == 500 and info.value.code == 13000201
         assert server.stats.api_calls.get("create", 0) - before == 1
         server.faults.rate_limit(1, retry_after=0.0, target="api")
-        created = await client.create_file(file_name=f"c4-{kind}.bin", length=1, container_id=CONTAINER)
+        created = await client.create_file(
+            file_name=f"c4-{kind}.bin", length=1, container_id=CONTAINER
+        )
         assert created.file_id
         assert server.stats.api_calls.get("create", 0) - before == 3
 

@@ -66,7 +66,9 @@ def ok(**fields: Any) -> httpx.Response:
     return httpx.Response(200, json={"code": 0, "msg": "Success.", **fields})
 
 
-def err(status: int, code: Any, msg: str = "nope", headers: dict[str, str] | None = None) -> httpx.Response:
+def err(
+    status: int, code: Any, msg: str = "nope", headers: dict[str, str] | None = None
+) -> httpx.Response:
     return httpx.Response(status, json={"code": code, "msg": msg}, headers=headers)
 
 
@@ -86,7 +88,9 @@ class FakeTime:
         return self.now
 
 
-POLICY = RetryPolicy(max_attempts=4, backoff_base=0.1, backoff_max=1.0, max_elapsed=30, jitter=False)
+POLICY = RetryPolicy(
+    max_attempts=4, backoff_base=0.1, backoff_max=1.0, max_elapsed=30, jitter=False
+)
 
 
 def make_client(handler: Recorder, fake: FakeTime | None = None, **kw: Any) -> Client:
@@ -164,7 +168,8 @@ def test_success_status_with_garbage_body_is_malformed() -> None:
 
 
 def test_5xx_retried_with_fresh_date_and_same_trace_id() -> None:
-    times = iter([datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=s) for s in range(10)])
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    times = iter([start + timedelta(seconds=s) for s in range(10)])
     rec = Recorder(err(500, 13000201), err(503, 13000201), ok())
     fake = FakeTime()
     with make_client(rec, fake, clock=lambda: next(times)) as client:
@@ -187,7 +192,9 @@ def test_retries_are_bounded_in_count() -> None:
 def test_retries_are_bounded_in_time() -> None:
     rec = Recorder(err(500, 1))
     fake = FakeTime()
-    policy = RetryPolicy(max_attempts=100, backoff_base=1, backoff_max=4, max_elapsed=10, jitter=False)
+    policy = RetryPolicy(
+        max_attempts=100, backoff_base=1, backoff_max=4, max_elapsed=10, jitter=False
+    )
     with make_client(rec, fake, retry=policy) as client, pytest.raises(ApiError):
         complete(client)
     assert sum(fake.sleeps) <= 10
@@ -276,12 +283,16 @@ def test_parse_retry_after() -> None:
 
 
 def parts(first: int, last: int, size: int = 64) -> list[MultiPartInfo]:
-    return [MultiPartInfo(n, size, (n - 1) * size, None if n == 1 else CTX) for n in range(first, last + 1)]
+    return [
+        MultiPartInfo(n, size, (n - 1) * size, None if n == 1 else CTX)
+        for n in range(first, last + 1)
+    ]
 
 
 def url_echo_reversed(request: httpx.Request) -> httpx.Response:
     body = json.loads(request.content)
-    out = [dict(p, uploadUrl=f"https://obs.test/o?partNumber={p['partNumber']}&X-Amz-Signature={SIG}")
+    out = [
+        dict(p, uploadUrl=f"https://obs.test/o?partNumber={p['partNumber']}&X-Amz-Signature={SIG}")
            for p in reversed(body["multiParts"])]
     return ok(multiParts=out)
 
@@ -304,7 +315,9 @@ def test_upload_urls_missing_part_is_an_error() -> None:
         body = json.loads(request.content)
         return ok(multiParts=[dict(p, uploadUrl="https://u") for p in body["multiParts"][1:]])
 
-    with make_client(Recorder(drop_one)) as client, pytest.raises(MalformedResponseError, match=r"\[46\]"):
+    with make_client(Recorder(drop_one)) as client, pytest.raises(
+        MalformedResponseError, match=r"\[46\]"
+    ):
         client.get_upload_urls("F1", parts(46, 50))
 
 
@@ -321,7 +334,8 @@ def test_upload_urls_ignore_unrequested_parts() -> None:
 def test_download_urls_batched_and_ordered() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         ids = json.loads(request.content)["fileIds"]
-        return ok(batchCode=1, downloads=[{"fileId": i, "code": 0, "url": f"https://d/{i}"} for i in reversed(ids)])
+        links = [{"fileId": i, "code": 0, "url": f"https://d/{i}"} for i in reversed(ids)]
+        return ok(batchCode=1, downloads=links)
 
     rec = Recorder(answer)
     ids = [f"F{i}" for i in range(150)]
@@ -346,12 +360,15 @@ def test_download_urls_batched_and_ordered() -> None:
         (lambda c: c.create_file(file_name="a", length=1, sha256="xyz"), "sha256"),
         (lambda c: c.create_file(file_name="a", length=1, auto_rename=5), "autoRename"),
         (lambda c: c.create_file(file_name="a", length=1, trace_id="short"), "trace_id"),
-        (lambda c: c.create_file(file_name="a", length=128, multi_parts=parts(1, 101)), "multiParts"),
+        (lambda c: c.create_file(file_name="a", length=128, multi_parts=parts(1, 101)),
+         "multiParts"),
         (lambda c: c.create_file(file_name="a", length=64 * 3, multi_parts=parts(1, 2, 32)),
          "multiParts[0].partSize"),
         (lambda c: c.get_upload_urls("F1", [MultiPartInfo(2, 64, 64)]), "multiParts[0].hashCtx"),
-        (lambda c: c.get_upload_urls("F1", [MultiPartInfo(2, 64, None, CTX)]), "multiParts[0].partOffset"),
-        (lambda c: c.get_upload_urls("F1", [MultiPartInfo(2, 64, 65, CTX)]), "multiParts[0].partOffset"),
+        (lambda c: c.get_upload_urls("F1", [MultiPartInfo(2, 64, None, CTX)]),
+         "multiParts[0].partOffset"),
+        (lambda c: c.get_upload_urls("F1", [MultiPartInfo(2, 64, 65, CTX)]),
+         "multiParts[0].partOffset"),
         (lambda c: c.get_upload_urls("a/b", parts(1, 1)), "fileId"),
         (lambda c: c.complete_file(""), "fileId"),
         (lambda c: c.complete_file("F", sha256="AB"), "sha256"),

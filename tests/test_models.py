@@ -18,7 +18,8 @@ from koodrive_fast._redact import redact_headers, redact_text, redact_url
 
 SIGNED_URL = (
     "https://obs.example.com/bucket/obj?partNumber=2&uploadId=00AB"
-    "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDSECRET%2F20240621%2Fr%2Fs3%2Faws4_request"
+    "&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Credential=AKIDSECRET%2F20240621%2Fr%2Fs3%2Faws4_request"
     "&X-Amz-Date=20240621T082041Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=content-length%3Bhost"
     "&X-Amz-Signature=deadbeefcafebabe0123456789"
 )
@@ -47,7 +48,9 @@ words = st.lists(st.integers(0, 2**32 - 1), min_size=8, max_size=8).map(tuple)
     offset=st.none() | st.integers(0, 200 * 2**30),
     ctx=st.none() | words,
 )
-def test_part_json_round_trip(number: int, size: int, offset: int | None, ctx: tuple[int, ...] | None) -> None:
+def test_part_json_round_trip(
+    number: int, size: int, offset: int | None, ctx: tuple[int, ...] | None
+) -> None:
     part = MultiPartInfo(number, size, offset, ctx, "http://h/p?a=1", "pid")
     assert MultiPartInfo.from_json(part.to_json()) == part
 
@@ -146,7 +149,9 @@ def test_redact_url_keeps_other_params() -> None:
 
 
 def test_redact_text_and_headers() -> None:
-    text = redact_text(f"PUT {SIGNED_URL} with Authorization: Bearer tok123 and Signature=" + "a" * 64)
+    text = redact_text(
+        f"PUT {SIGNED_URL} with Authorization: Bearer tok123 and Signature=" + "a" * 64
+    )
     assert "deadbeef" not in text and "tok123" not in text and "a" * 64 not in text
     headers = redact_headers({"Authorization": "Bearer x", "X-User-Id": "u"})
     assert headers == {"Authorization": "REDACTED", "X-User-Id": "u"}

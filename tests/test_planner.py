@@ -84,7 +84,9 @@ def test_plan_properties(size: int, mult: int) -> None:
         offset += p.part_size
     assert all(p.part_size == part_size for p in plan.parts[:-1])
     assert 0 <= plan.parts[-1].part_size <= part_size
-    validate_parts(plan.parts, file_size=size, limits=SMALL, part_size=part_size, require_contexts=False)
+    validate_parts(
+        plan.parts, file_size=size, limits=SMALL, part_size=part_size, require_contexts=False
+    )
     validate_parts(with_ctx(plan), file_size=size, limits=SMALL, part_size=part_size)
 
 
@@ -126,7 +128,9 @@ def test_good_plan_passes() -> None:
         (0, {"hash_ctx": CTX}, "multiParts[0].hashCtx", "absent for part 1"),
     ],
 )
-def test_each_rule_names_field(index: int, changes: dict[str, object], field: str, rule: str) -> None:
+def test_each_rule_names_field(
+    index: int, changes: dict[str, object], field: str, rule: str
+) -> None:
     parts = replace(good_plan(), index, **changes)
     with pytest.raises(ValidationError) as info:
         validate_parts(parts, file_size=2 * MIN + 100)
@@ -177,7 +181,8 @@ def test_file_length_limit_and_part_count() -> None:
 
 def test_part_beyond_file_end_and_part_after_end() -> None:
     parts = good_plan()
-    assert field_of(lambda: validate_parts(parts, file_size=2 * MIN + 50)) == "multiParts[2].partSize"
+    field = field_of(lambda: validate_parts(parts, file_size=2 * MIN + 50))
+    assert field == "multiParts[2].partSize"
     extra = [*parts[:2], dataclasses.replace(parts[2], part_size=64),
              MultiPartInfo(4, 36, 2 * MIN + 64, CTX)]
     with pytest.raises(ValidationError, match="ends the file"):
@@ -187,7 +192,8 @@ def test_part_beyond_file_end_and_part_after_end() -> None:
 def test_empty_or_wrong_types() -> None:
     assert field_of(lambda: validate_parts([])) == "multiParts"
     assert field_of(lambda: validate_parts("parts")) == "multiParts"  # type: ignore[arg-type]
-    assert field_of(lambda: validate_parts([{"partNumber": 1}])) == "multiParts[0]"  # type: ignore[list-item]
+    not_a_part: list[object] = [{"partNumber": 1}]
+    assert field_of(lambda: validate_parts(not_a_part)) == "multiParts[0]"  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- subsets
@@ -259,7 +265,7 @@ VECTOR_CTX_3 = (1744763919, 1351919588, 2915394129, 3958360420, 846895982, 28087
 
 def test_plan_with_contexts_matches_the_brief_vectors(tmp_path: Path) -> None:
     path = tmp_path / "vector.bin"
-    path.write_bytes(bytes(i % 251 for i in range(251)) * (12 * MiB // 251) + bytes(range(12 * MiB % 251)))
+    path.write_bytes((bytes(range(251)) * (12 * MiB // 251 + 1))[: 12 * MiB])
     plan, contexts = plan_with_contexts(path, 5_242_880)
     assert [p.hash_ctx for p in plan.parts] == [None, VECTOR_CTX_2, VECTOR_CTX_3]
     assert [p.part_offset for p in plan.parts] == [0, 5_242_880, 10_485_760]
