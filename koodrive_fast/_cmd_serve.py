@@ -44,6 +44,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--upload-expiry", type=float, default=86400.0, metavar="SECONDS",
                         help="forget unfinished uploads after this long (default: 86400)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync part bodies")
+    parser.add_argument(
+        "--discard-bodies", action="store_true",
+        help="hash part bodies but do not keep them (client benchmarks; no downloads)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     parser.set_defaults(func=run)
 
@@ -91,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     settings: dict[str, Any] = {
         "host": args.host, "port": args.port, "url_ttl": args.url_ttl,
         "upload_expiry": args.upload_expiry, "fsync": not args.no_fsync,
+        "store_bodies": not args.discard_bodies,
         "log_requests": not args.quiet,
     }
     if args.token:

@@ -333,3 +333,16 @@ def test_fault_knobs_validate_arguments(srv: LocalServer) -> None:
         srv.faults.drop_puts(-1)
     with pytest.raises(ValueError, match="seconds"):
         srv.set_url_ttl(0)
+
+
+def test_store_bodies_false_still_verifies_chain() -> None:
+    with LocalServer(min_part_size=64, store_bodies=False) as server, httpx.Client(base_url=server.base_url, timeout=10) as http:
+        data = data_of(3 * PART + 9, seed=16)
+        file_id = upload(http, server, data, PART, order=[2, 4, 1, 3])
+        assert not any((server.data_dir / "contents").iterdir())
+        doc = ok(api(http, server, "files/download", {"containerId": "c1", "fileIds": [file_id]}))
+        assert doc["downloads"][0]["code"] == 13000409
+        file_id, urls, parts = started(http, server, data)
+        for p in parts:
+            put(http, urls[p["partNumber"]], body_of(data, p)[::-1])
+        assert complete(http, server, file_id).json()["code"] == 13000402

@@ -576,11 +576,11 @@ class _App:
         final, sizes = await asyncio.to_thread(self._verify_chain, rec)
         if sha256 is not None and final != sha256:
             raise ApiFailure(CODE_INTEGRITY, "file integrity check failed: the SHA-256 of the uploaded data differs from sha256")
-        if rec.pre_hash is not None and rec.length:
+        if rec.pre_hash is not None and rec.length and self.config.store_bodies:
             head = self.store.read_range([(self.store.part_path(rec.file_id, i + 1), s) for i, s in enumerate(sizes)], 0, min(1024, rec.length))
             if hashlib.sha256(head).hexdigest() != rec.pre_hash:
                 raise ApiFailure(CODE_INTEGRITY, "file integrity check failed: preHash differs from the first 1 KiB")
-        await asyncio.to_thread(self.store.complete, rec.file_id, final, sizes)
+        await asyncio.to_thread(self.store.complete, rec.file_id, final, sizes, keep=self.config.store_bodies)
         return {"fileId": rec.file_id, "sha256": final}
 
     def _verify_chain(self, rec: FileRecord) -> tuple[str, list[int]]:
@@ -610,6 +610,8 @@ class _App:
         chain_type = types.pop() if types else "sha256"
         sizes = [p.part_size for p in parts]
         if chain_type == "sha1":
+            if not self.config.store_bodies:
+                raise fail("SHA-1 chains need stored bodies (store_bodies=False)")
             return self._verify_sha1_chain(rec, parts), sizes
         for before, after in zip(parts, parts[1:]):
             if before.end_words != after.start_words:
@@ -660,7 +662,7 @@ class _App:
                 entry.update(code=CODE_NOT_FOUND, msg="resource does not exist")
             elif rec.container_id != container:
                 entry.update(code=13000302, msg="file is not in the given space")
-            elif rec.status != "complete":
+            elif rec.status != "complete" or rec.content_key is None:
                 entry.update(code=CODE_UPLOAD_FAILED, msg="file upload is not complete")
             else:
                 entry.update(code=0, msg=SUCCESS_MSG, fileName=rec.file_name, url=self._object_url(request, rec))
@@ -760,7 +762,7 @@ class _App:
             raise S3Failure(400, "InvalidArgument", f"Content-Length must equal partSize {plan.part_size}")
         size = plan.part_size
         tmp = self.store.temp_path()
-        sink = _PartSink(tmp, ctx, self.config.fsync)
+        sink = _PartSink(tmp if self.config.store_bodies else None, ctx, self.config.fsync)
         loop = asyncio.get_running_loop()
         pending: asyncio.Future[None] | None = None
         buffer = bytearray()
@@ -788,7 +790,9 @@ class _App:
             current = self.store.get_file(file_id)
             if current is None or current.status != "uploading":
                 raise S3Failure(404, "NoSuchUpload", "The specified upload does not exist.")
-            await loop.run_in_executor(None, self.store.record_part, file_id, part, tmp)
+            await loop.run_in_executor(
+                None, self.store.record_part, file_id, part, tmp if self.config.store_bodies else None
+            )
         finally:
             if pending is not None:
                 try:
@@ -818,26 +822,30 @@ class _App:
 class _PartSink:
     """Hashes and writes one part body (called from a worker thread)."""
 
-    def __init__(self, path: Path, ctx: IterationCtx, fsync: bool) -> None:
+    def __init__(self, path: Path | None, ctx: IterationCtx, fsync: bool) -> None:
         self.hasher = Hasher(ctx)
-        self._fh = open(path, "wb", buffering=0)
+        self._fh = open(path, "wb", buffering=0) if path is not None else None
         self._fsync = fsync
 
     def write(self, data: bytearray) -> None:
         if data:
             self.hasher.update(data)
+            if self._fh is None:
+                return
             view = memoryview(data)
             while view:
                 written = self._fh.write(view)
                 view = view[written or 0:]
 
     def finish(self) -> None:
+        if self._fh is None:
+            return
         if self._fsync:
             os.fsync(self._fh.fileno())
         self._fh.close()
 
     def close(self) -> None:
-        if not self._fh.closed:
+        if self._fh is not None and not self._fh.closed:
             self._fh.close()
 
 

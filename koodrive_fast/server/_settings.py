@@ -22,7 +22,9 @@ class ServerConfig:
     generates one bearer token.  ``app_credentials`` maps app ids to
     secrets for the HMAC-SHA256 app-auth scheme.  ``access_key`` /
     ``secret_key`` sign the presigned URLs (generated and kept in the data
-    dir when None, so URLs survive a restart).
+    dir when None, so URLs survive a restart).  ``store_bodies=False`` hashes
+    part bodies and throws them away (benchmarks of the client: the chain is
+    still verified, but downloads, flash upload and SHA-1 chains need bodies).
     """
 
     data_dir: str | Path | None = None
@@ -41,6 +43,7 @@ class ServerConfig:
     access_key: str | None = None
     secret_key: str | None = None
     fsync: bool = True
+    store_bodies: bool = True
     write_buffer: int = 4 * MiB
     reverse_part_order: bool = True
     log_requests: bool = False

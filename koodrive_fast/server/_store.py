@@ -247,12 +247,16 @@ class Store:
             return None
         return PlanRecord(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])))
 
-    def record_part(self, file_id: str, part: PartRecord, body: Path) -> None:
-        """Move ``body`` into place as the part and record it (a re-PUT replaces)."""
+    def record_part(self, file_id: str, part: PartRecord, body: Path | None) -> None:
+        """Move ``body`` into place as the part and record it (a re-PUT replaces).
+
+        ``body=None`` records the part's hashes only (bodies not kept).
+        """
         target = self.part_path(file_id, part.part_number)
         target.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            os.replace(body, target)
+            if body is not None:
+                os.replace(body, target)
             self._db.execute(
                 "INSERT OR REPLACE INTO parts VALUES (?,?,?,?,?,?,?,?,?)",
                 (
@@ -275,22 +279,30 @@ class Store:
         ]
 
     # -- completion -------------------------------------------------------
-    def complete(self, file_id: str, sha256: str, part_sizes: list[int], *, rapid_key: str | None = None) -> None:
-        """Mark the file complete and move its parts into the content store."""
+    def complete(self, file_id: str, sha256: str, part_sizes: list[int], *, rapid_key: str | None = None,
+                 keep: bool = True) -> None:
+        """Mark the file complete and move its parts into the content store.
+
+        ``keep=False`` (bodies not stored) records no content.
+        """
         rec = self.get_file(file_id)
         if rec is None:
             raise KeyError(file_id)
-        key = rapid_key or content_key(sha256, rec.length)
+        key: str | None = rapid_key or content_key(sha256, rec.length)
         with self._lock:
-            if rapid_key is None:
+            if not keep and rapid_key is None:
+                shutil.rmtree(self.upload_dir(file_id), ignore_errors=True)
+                key = None
+            elif rapid_key is None:
+                new_key = content_key(sha256, rec.length)
                 exists = self._db.execute(
-                    "SELECT 1 FROM contents WHERE content_key=?", (key,)
+                    "SELECT 1 FROM contents WHERE content_key=?", (new_key,)
                 ).fetchone()
                 upload_dir = self.upload_dir(file_id)
                 if exists:
                     shutil.rmtree(upload_dir, ignore_errors=True)
                 else:
-                    target = self.content_dir(key)
+                    target = self.content_dir(new_key)
                     shutil.rmtree(target, ignore_errors=True)
                     if upload_dir.exists():
                         os.replace(upload_dir, target)
@@ -298,7 +310,7 @@ class Store:
                         target.mkdir(parents=True)
                     self._db.execute(
                         "INSERT INTO contents VALUES (?,?,?,?,?)",
-                        (key, sha256, rec.length, json.dumps(part_sizes), time.time()),
+                        (new_key, sha256, rec.length, json.dumps(part_sizes), time.time()),
                     )
             self._db.execute("BEGIN")
             try:
@@ -316,7 +328,7 @@ class Store:
 
     def content_files(self, key: str) -> list[tuple[Path, int]]:
         """The part files of stored content, in order, with their sizes."""
-        directory = self.content_dir(key)
+        directory = self.content_dir(key)  # raises ValueError unless key is well-formed
         return [(directory / f"{i}.part", size) for i, size in enumerate(self.content_parts(key), 1)]
 
     def read_range(self, files: list[tuple[Path, int]], start: int, end: int) -> bytes:
