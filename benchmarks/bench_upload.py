@@ -1,0 +1,220 @@
+"""Upload benchmark: pipelined vs hash-then-upload vs upload-only vs hash-only.
+
+    python3 benchmarks/bench_upload.py [--size 2GiB] [--part-size 8MiB] [--concurrency 8]
+
+One run: writes a test file (kept in the page cache), starts the local server
+(``koodrive-fast serve --no-fsync``) in its own process so it does not share
+the client's GIL, then runs each mode in a fresh child process and reports
+wall time, MB/s, client peak RSS (``ru_maxrss`` of the child) and CPU time of
+client and server.  Modes:
+
+* ``hash-only``       — ``part_contexts`` (one native scan), no network;
+* ``upload-only``     — every context known from a checkpoint: no hashing;
+* ``pipelined``       — ``upload_file(rapid=False)``: hashing and PUTs overlap;
+* ``hash-then-upload``— whole-file hash first, then upload (the PDS SDK pattern).
+
+Targets (issue 4): pipelined ≤ 1.2 × max(hash-only, upload-only) and
+≤ 0.7 × hash-then-upload; client peak RSS ≤ 150 MiB at concurrency 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+MODES = ("hash-only", "upload-only", "pipelined", "hash-then-upload")
+CONTAINER = "bench"
+TOKEN = "bench-token"
+
+
+def _write_file(path: Path, size: int) -> None:
+    block = bytearray(os.urandom(1 << 20))
+    with open(path, "wb") as fh:
+        written, index = 0, 0
+        while written < size:
+            block[:8] = index.to_bytes(8, "little")
+            n = min(len(block), size - written)
+            fh.write(memoryview(block)[:n])
+            written += n
+            index += 1
+
+
+def _warm(path: Path) -> None:
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(8 << 20)
+        while fh.readinto(buf):
+            pass
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of a process (seconds), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _child(args: argparse.Namespace) -> None:
+    """Run one mode in this process and print one JSON line."""
+    from koodrive_fast import Limits, part_contexts
+    from koodrive_fast._auth import BearerToken
+    from koodrive_fast._checkpoint import Checkpoint, CheckpointKey, CheckpointStore
+    from koodrive_fast._client import Client
+    from koodrive_fast._upload import UploadConfig, _upload_hash_then_send, upload_file
+
+    path = Path(args.file)
+    size = path.stat().st_size
+    cp_dir = Path(args.workdir) / f"cp-{args.child}"
+    config = UploadConfig(checkpoint_dir=cp_dir)
+    limits = Limits()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    extra: dict[str, Any] = {}
+    with Client(args.endpoint, BearerToken(TOKEN, args.user_id), limits=limits) as client:
+        common: dict[str, Any] = dict(
+            container_id=CONTAINER, part_size=args.part_size, concurrency=args.concurrency,
+            config=config, rapid=False, file_name=f"{args.child}.bin",
+        )
+        if args.child == "upload-only":
+            fc = part_contexts(str(path), args.part_size)
+            st = path.stat()
+            key = CheckpointKey(endpoint=client.endpoint, user_id=args.user_id,
+                                path=str(path.resolve()), size=st.st_size,
+                                mtime_ns=st.st_mtime_ns, part_size=args.part_size)
+            contexts = {p.part_number: tuple(p.hash_ctx) for p in fc.parts if p.hash_ctx}
+            CheckpointStore(cp_dir).save(Checkpoint(key=key, file_name=f"{args.child}.bin",
+                                                    contexts=contexts, digest=fc.digest))
+        cpu0 = time.process_time()
+        started = time.perf_counter()
+        if args.child == "hash-only":
+            fc = part_contexts(str(path), args.part_size)
+            digest = fc.digest
+        elif args.child == "hash-then-upload":
+            digest = _upload_hash_then_send(client, path, **common).sha256
+        else:
+            result = upload_file(client, path, resume=args.child == "upload-only", **common)
+            digest = result.sha256
+            extra = {"bytes_hashed": result.bytes_hashed, "retries": result.retries}
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({
+        "mode": args.child, "seconds": seconds, "size": size, "digest": digest,
+        "rss_kib": usage.ru_maxrss, "rss_before_kib": rss_before, "cpu": cpu, **extra,
+    }))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="2GiB")
+    parser.add_argument("--part-size", default="8MiB")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--user-id", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    from koodrive_fast import parse_size
+
+    args.part_size = parse_size(args.part_size)
+    if args.child:
+        _child(args)
+        return 0
+
+    size = parse_size(args.size)
+    workdir = Path(tempfile.mkdtemp(prefix="kd-bench-"))
+    server = None
+    try:
+        source = workdir / "bench.bin"
+        print(f"writing {size} bytes to {source} ...", file=sys.stderr)
+        _write_file(source, size)
+        _warm(source)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "koodrive_fast", "serve", "--port", "0", "--token", TOKEN,
+             "--no-fsync", "--quiet", "--data-dir", str(workdir / "server")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        )
+        assert server.stdout is not None
+        endpoint = user_id = None
+        for line in server.stdout:
+            m = re.search(r"on (http://\S+)", line)
+            if m:
+                endpoint = m.group(1)
+            m = re.search(r"user id:\s+(\S+)", line)
+            if m:
+                user_id = m.group(1)
+            if endpoint and user_id:
+                break
+        if not (endpoint and user_id):
+            raise RuntimeError("the server did not start")
+        from koodrive_fast import backend
+
+        print(f"server {endpoint} (pid {server.pid}); kernel {backend}; size {size}; part size "
+              f"{args.part_size}; concurrency {args.concurrency}; {os.cpu_count()} CPUs",
+              file=sys.stderr)
+        rows = []
+        for mode in args.modes.split(","):
+            _warm(source)
+            server_cpu0 = _proc_cpu(server.pid)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", mode, "--file", str(source),
+                 "--workdir", str(workdir), "--endpoint", endpoint, "--user-id", user_id,
+                 "--part-size", str(args.part_size), "--concurrency", str(args.concurrency)],
+                check=True, capture_output=True, text=True,
+            )
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            row["server_cpu"] = _proc_cpu(server.pid) - server_cpu0
+            rows.append(row)
+            print(f"  {mode}: {row['seconds']:.2f} s", file=sys.stderr)
+            shutil.rmtree(workdir / "server" / "parts", ignore_errors=True)
+        _report(rows, size, args)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _report(rows: list[dict[str, Any]], size: int, args: argparse.Namespace) -> None:
+    by_mode = {r["mode"]: r for r in rows}
+    digests = {r["digest"] for r in rows}
+    print(f"\nsize {size / 2**30:.2f} GiB, part size {args.part_size / 2**20:.0f} MiB, "
+          f"concurrency {args.concurrency}, digests agree: {len(digests) == 1}")
+    print(f"| mode | wall s | MB/s | client peak RSS MiB | client CPU s | server CPU s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['mode']} | {r['seconds']:.2f} | {size / r['seconds'] / 1e6:.0f} | "
+              f"{r['rss_kib'] / 1024:.0f} | {r['cpu']:.2f} | {r['server_cpu']:.2f} |")
+    if all(m in by_mode for m in MODES):
+        pipe = by_mode["pipelined"]["seconds"]
+        bound = max(by_mode["hash-only"]["seconds"], by_mode["upload-only"]["seconds"])
+        base = by_mode["hash-then-upload"]["seconds"]
+        rss = by_mode["pipelined"]["rss_kib"] / 1024
+        print(f"\npipelined / max(hash-only, upload-only) = {pipe / bound:.2f} (target ≤ 1.2)")
+        print(f"pipelined / hash-then-upload = {pipe / base:.2f} (target ≤ 0.7)")
+        print(f"pipelined client peak RSS = {rss:.0f} MiB (target ≤ 150)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Client memory stays bounded whatever the part size: peak RSS of a 1 GiB
+upload with 64 MiB parts at concurrency 8, measured in a child process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from koodrive_fast.server import LocalServer
+
+from _upload_helpers import CONTAINER, sparse_file
+
+MiB = 1 << 20
+
+_CHILD = r"""
+import json, resource, sys
+from koodrive_fast import Limits, UploadConfig
+from koodrive_fast._auth import BearerToken
+from koodrive_fast._client import Client
+from koodrive_fast._upload import upload_file
+base_url, token, user_id, path, cp_dir = sys.argv[1:6]
+with Client(base_url, BearerToken(token, user_id), limits=Limits()) as client:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = upload_file(client, path, container_id=%r, part_size=64 << 20, concurrency=8,
+                         rapid=False, config=UploadConfig(checkpoint_dir=cp_dir))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"before_kib": before, "peak_kib": peak, "parts": result.parts,
+                  "sha256": result.sha256}))
+""" % (CONTAINER,)
+
+
+@pytest.fixture()
+def srv() -> Iterator[LocalServer]:
+    with LocalServer(fsync=False) as server:
+        yield server
+
+
+@pytest.mark.slow
+def test_peak_rss_bounded_for_large_parts(srv: LocalServer, tmp_path: Path) -> None:
+    path = sparse_file(tmp_path / "sparse.bin", 1 << 30)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, srv.base_url, srv.token, srv.user_id, str(path),
+         str(tmp_path / "cp")],
+        capture_output=True, text=True, timeout=600, check=True,
+    )
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["parts"] == 16
+    # sha256 of 1 GiB of zeros
+    assert report["sha256"] == "49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14"
+    print(f"memory: {report}")
+    peak_mib = report["peak_kib"] / 1024
+    growth_mib = (report["peak_kib"] - report["before_kib"]) / 1024
+    assert peak_mib <= 150, report
+    # the engine's own buffers: UploadConfig.memory_ceiling(8) ≈ 28 MiB; allow slack
+    # for thread stacks, httpx and the allocator
+    assert growth_mib <= 80, report
