@@ -24,8 +24,10 @@ static const uint32_t K256[64] = {
 #define ROTL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
 #define CH(x, y, z) ((z) ^ ((x) & ((y) ^ (z))))
 #define MAJ(x, y, z) (((x) & (y)) | ((z) & ((x) | (y))))
-#define BSIG0(x) (ROTR(x, 2) ^ ROTR(x, 13) ^ ROTR(x, 22))
-#define BSIG1(x) (ROTR(x, 6) ^ ROTR(x, 11) ^ ROTR(x, 25))
+/* Nested form: rotr(rotr(rotr(x, 9) ^ x, 11) ^ x, 2) = rotr 2 ^ rotr 13 ^ rotr 22,
+ * three rotates with no copies on two-operand ISAs. */
+#define BSIG0(x) ROTR(ROTR(ROTR(x, 9) ^ (x), 11) ^ (x), 2)
+#define BSIG1(x) ROTR(ROTR(ROTR(x, 14) ^ (x), 5) ^ (x), 6)
 #define SSIG0(x) (ROTR(x, 7) ^ ROTR(x, 18) ^ ((x) >> 3))
 #define SSIG1(x) (ROTR(x, 17) ^ ROTR(x, 19) ^ ((x) >> 10))
 
@@ -33,12 +35,25 @@ static const uint32_t K256[64] = {
 #define W256(t)                                                                            \
     (w[(t) & 15] += SSIG1(w[((t) - 2) & 15]) + w[((t) - 7) & 15] + SSIG0(w[((t) - 15) & 15]))
 
+/* One round, as d + h + K + W, Ch and Sigma1 in separate terms the compiler
+ * may order freely (measured faster than fixing the order).  Maj reuses the
+ * previous round's a ^ b: Maj(a,b,c) = b ^ ((a ^ b) & (b ^ c)), with bc
+ * holding b ^ c. */
 #define R256(a, b, c, d, e, f, g, h, t, wt)                                                \
     do {                                                                                   \
-        uint32_t t1_ = (h) + BSIG1(e) + CH(e, f, g) + K256[t] + (wt);                       \
-        uint32_t t2_ = BSIG0(a) + MAJ(a, b, c);                                            \
-        (d) += t1_;                                                                        \
-        (h) = t1_ + t2_;                                                                   \
+        uint32_t hk_ = (h) + K256[t] + (wt);                                               \
+        uint32_t ch_ = CH(e, f, g);                                                        \
+        uint32_t s1_ = BSIG1(e);                                                           \
+        uint32_t dhk_ = (d) + hk_;                                                         \
+        uint32_t ab_ = (a) ^ (b);                                                          \
+        uint32_t s0_ = BSIG0(a);                                                           \
+        uint32_t mj_ = (b) ^ (ab_ & bc);                                                   \
+        dhk_ += ch_;                                                                       \
+        hk_ += ch_;                                                                        \
+        (d) = dhk_ + s1_;                                                                  \
+        hk_ += s1_;                                                                        \
+        (h) = hk_ + (s0_ + mj_);                                                           \
+        bc = ab_;                                                                          \
     } while (0)
 
 #define R8_LOAD(t)                                                                         \
@@ -66,6 +81,7 @@ void kd_sha256_blocks_portable(uint32_t *state, const uint8_t *p, size_t nblocks
     while (nblocks--) {
         uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
         uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
+        uint32_t bc = b ^ c;
         R8_LOAD(0);
         R8_LOAD(8);
         R8_SCHED(16);
