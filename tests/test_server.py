@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from _server_helpers import (
     API,
@@ -415,3 +417,24 @@ def test_unfinished_uploads_expire(tmp_path: Path) -> None:
             r = api(http, server, "files/complete", {"fileId": doc["fileId"]})
             assert r.json()["code"] == 13000401
             assert not (tmp_path / "uploads" / doc["fileId"]).exists()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+field_names = st.sampled_from(["fileId", "fileName", "fileType", "parentFolder", "containerId", "length", "sha256",
+                               "multiParts", "fileIds", "proofCode", "autoRename", "uploadType", "partNumber"])
+bodies = st.one_of(json_values, st.dictionaries(field_names, json_values, max_size=6))
+endpoints = st.sampled_from(["files/create", "files/multipart/uploadUrl", "files/complete", "files/download",
+                             "files/Fxyz/detail"])
+
+
+@given(endpoint=endpoints, body=bodies)
+def test_fuzzed_bodies_never_500(srv: LocalServer, module_http: httpx.Client, endpoint: str, body: object) -> None:
+    r = module_http.post(f"{API}/{endpoint}", content=json.dumps(body), headers=auth_headers(srv))
+    assert r.status_code in (200, 400), r.text
+    assert isinstance(r.json()["code"], int)
+    assert "Traceback" not in r.text

@@ -59,6 +59,7 @@ class _ThreadServer(uvicorn.Server):
 def build_state(config: ServerConfig, data_dir: Path, faults: Faults, stats: Stats, tokens: tuple[str, ...]) -> ServerState:
     """Open the store and resolve generated credentials (kept in the data dir)."""
     store = Store(data_dir)
+    store.purge_expired(time.time() - config.upload_expiry)
     access_key = config.access_key or store.setting("s3_access_key", "KDLOCAL" + secrets.token_hex(8).upper())
     secret_key = config.secret_key or store.setting("s3_secret_key", secrets.token_urlsafe(30))
     return ServerState(config, store, faults, stats, tokens, access_key, secret_key, config.url_ttl, config.limits())
