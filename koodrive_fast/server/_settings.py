@@ -22,9 +22,13 @@ class ServerConfig:
     generates one bearer token.  ``app_credentials`` maps app ids to
     secrets for the HMAC-SHA256 app-auth scheme.  ``access_key`` /
     ``secret_key`` sign the presigned URLs (generated and kept in the data
-    dir when None, so URLs survive a restart).  ``store_bodies=False`` hashes
-    part bodies and throws them away (benchmarks of the client: the chain is
-    still verified, but downloads, flash upload and SHA-1 chains need bodies).
+    dir when None, so URLs survive a restart).  ``fsync`` (off by default; on
+    in ``koodrive-fast serve``) syncs each part body before it is recorded:
+    an in-process :meth:`LocalServer.restart` loses nothing without it, only a
+    machine crash could, and on a busy disk it costs tens of ms per part.
+    ``store_bodies=False`` hashes part bodies and throws them away (for
+    client benchmarks: the chain is still verified, but downloads, flash
+    upload and SHA-1 chains need bodies).
     """
 
     data_dir: str | Path | None = None
@@ -42,7 +46,7 @@ class ServerConfig:
     region: str = "koodrive-local-1"
     access_key: str | None = None
     secret_key: str | None = None
-    fsync: bool = True
+    fsync: bool = False
     store_bodies: bool = True
     write_buffer: int = 4 * MiB
     reverse_part_order: bool = True
