@@ -346,3 +346,17 @@ def test_store_bodies_false_still_verifies_chain() -> None:
         for p in parts:
             put(http, urls[p["partNumber"]], body_of(data, p)[::-1])
         assert complete(http, server, file_id).json()["code"] == 13000402
+
+
+def test_download_ranges(srv: LocalServer, http: httpx.Client) -> None:
+    data = data_of(3 * PART + 17, seed=17)
+    file_id = upload(http, srv, data, PART)
+    url = ok(api(http, srv, "files/download", {"containerId": "c1", "fileIds": [file_id]}))["downloads"][0]["url"]
+    for spec, expected in [("bytes=0-9", data[:10]), (f"bytes={PART - 3}-{PART + 4}", data[PART - 3: PART + 5]),
+                           ("bytes=300-", data[300:]), ("bytes=-20", data[-20:]), ("bytes=390-100000", data[390:])]:
+        r = http.get(url, headers={"Range": spec})
+        assert r.status_code == 206, spec
+        assert r.content == expected, spec
+        assert r.headers["Content-Range"].endswith(f"/{len(data)}")
+    for bad in ("bytes=5000-", "bytes=9-3", "items=1-2", "bytes=1-2,4-5"):
+        assert http.get(url, headers={"Range": bad}).status_code == 416, bad

@@ -813,10 +813,35 @@ class _App:
             if rec is None or rec.status != "complete" or rec.content_key is None:
                 raise S3Failure(404, "NoSuchKey", "The specified key does not exist.")
             files = self.store.content_files(rec.content_key)
+            start, end = _byte_range(request.headers.get("range"), rec.length)
         except S3Failure as exc:
             return _s3_error(exc.status, exc.code, exc.message, exc.headers)
-        headers = {"Content-Length": str(rec.length), "ETag": f'"{rec.sha256}"'}
-        return StreamingResponse(self.store.iter_content(files), media_type="application/octet-stream", headers=headers)
+        headers = {"Content-Length": str(end - start), "ETag": f'"{rec.sha256}"', "Accept-Ranges": "bytes"}
+        status = 200
+        if request.headers.get("range") is not None:
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.length}"
+        return StreamingResponse(self.store.iter_content(files, start, end), status_code=status,
+                                 media_type="application/octet-stream", headers=headers)
+
+
+def _byte_range(header: str | None, length: int) -> tuple[int, int]:
+    """[start, end) for a single ``Range: bytes=`` spec (whole object without one)."""
+    if header is None:
+        return 0, length
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
+    if match is None or match.group(1) == match.group(2) == "":
+        raise S3Failure(416, "InvalidRange", "Only a single bytes=first-last range is supported.")
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        start, end = max(0, length - int(last)), length
+    else:
+        start = int(first)
+        end = length if last == "" else min(int(last) + 1, length)
+    if start >= length or start >= end:
+        raise S3Failure(416, "InvalidRange", "The requested range is not satisfiable.",
+                        {"Content-Range": f"bytes */{length}"})
+    return start, end
 
 
 class _PartSink:

@@ -344,11 +344,25 @@ class Store:
             base += size
         return bytes(out)
 
-    def iter_content(self, files: list[tuple[Path, int]], chunk: int = 1 << 20) -> Iterator[bytes]:
-        for path, _ in files:
-            with open(path, "rb") as fh:
-                while block := fh.read(chunk):
-                    yield block
+    def iter_content(self, files: list[tuple[Path, int]], start: int = 0, end: int | None = None,
+                     chunk: int = 1 << 20) -> Iterator[bytes]:
+        """Bytes [start, end) of content split over ``files``, in blocks of ``chunk``."""
+        total = sum(size for _, size in files)
+        end = total if end is None else min(end, total)
+        base = 0
+        for path, size in files:
+            lo, hi = max(start, base), min(end, base + size)
+            if lo < hi:
+                with open(path, "rb") as fh:
+                    fh.seek(lo - base)
+                    left = hi - lo
+                    while left > 0:
+                        block = fh.read(min(chunk, left))
+                        if not block:
+                            raise OSError(f"stored content is short: {path.name}")
+                        left -= len(block)
+                        yield block
+            base += size
 
     # -- expiry -----------------------------------------------------------
     def purge_expired(self, older_than: float) -> int:
