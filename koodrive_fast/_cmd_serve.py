@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
         uv_config = uvicorn.Config(
-            create_app(state), log_level="warning", access_log=False, lifespan="off",
+            create_app(state), log_level="warning", access_log=False, lifespan="off", http=config.http_impl,
             timeout_graceful_shutdown=5,
         )
         try:

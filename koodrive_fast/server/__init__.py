@@ -41,6 +41,15 @@ Choices where the protocol brief is silent (its §14):
 12. ``autoRename`` is optional (default 2: rename on clash); ``uploadMode``
     must be ``multipart``, ``uploadType`` 1 when given (§14.15).
 13. App-auth payload hash = lowercase hex SHA-256 of the raw body (§14.16).
+
+Performance: part bodies stream through uvicorn in ~256 KiB chunks, are
+batched without copying and hashed (C core, GIL released) and written with
+``writev`` on a worker thread while the event loop receives the next batch.
+The limits are the single event-loop thread (HTTP parsing: install
+``httptools``, uvicorn's pure-Python h11 parser is several times slower), the
+disk (use ``store_bodies=False`` / ``serve --discard-bodies`` or a tmpfs data
+dir to benchmark a client), and ``fsync`` (off by default in
+:class:`ServerConfig`, on in ``koodrive-fast serve``).
 """
 
 from ._app import proof_range

@@ -765,26 +765,30 @@ class _App:
         sink = _PartSink(tmp if self.config.store_bodies else None, ctx, self.config.fsync)
         loop = asyncio.get_running_loop()
         pending: asyncio.Future[None] | None = None
-        buffer = bytearray()
+        # chunks are batched (no copy) and hashed + written on a worker thread
+        # while the event loop keeps receiving the next batch
+        batch: list[bytes] = []
+        batched = 0
         received = 0
         try:
             async for chunk in request.stream():
                 received += len(chunk)
                 if received > size:
                     raise S3Failure(400, "IncompleteBody", "The request body is longer than Content-Length.")
-                buffer += chunk
-                if len(buffer) >= self.config.write_buffer:
+                if chunk:
+                    batch.append(chunk)
+                    batched += len(chunk)
+                if batched >= self.config.write_buffer:
                     if pending is not None:
                         await pending
-                    pending = loop.run_in_executor(None, sink.write, buffer)
-                    buffer = bytearray()
+                    pending = loop.run_in_executor(None, sink.write, batch)
+                    batch, batched = [], 0
             if pending is not None:
                 await pending
                 pending = None
             if received != size:
                 raise S3Failure(400, "IncompleteBody", "The request body is shorter than Content-Length.")
-            await loop.run_in_executor(None, sink.write, buffer)
-            await loop.run_in_executor(None, sink.finish)
+            await loop.run_in_executor(None, sink.write, batch, True)
             part = PartRecord(number, size, plan.part_offset, ctx.hash_type, ctx.words, sink.hasher.words(), sink.hasher.hexdigest())
             # the upload may have completed or expired while the body streamed
             current = self.store.get_file(file_id)
@@ -852,15 +856,21 @@ class _PartSink:
         self._fh = open(path, "wb", buffering=0) if path is not None else None
         self._fsync = fsync
 
-    def write(self, data: bytearray) -> None:
-        if data:
-            self.hasher.update(data)
-            if self._fh is None:
-                return
-            view = memoryview(data)
-            while view:
-                written = self._fh.write(view)
-                view = view[written or 0:]
+    def write(self, chunks: list[bytes], finish: bool = False) -> None:
+        for chunk in chunks:
+            self.hasher.update(chunk)
+        if self._fh is not None:
+            fd = self._fh.fileno()
+            for start in range(0, len(chunks), 512):  # stay below IOV_MAX
+                group = chunks[start: start + 512]
+                expected = sum(len(c) for c in group)
+                written = os.writev(fd, group) if group else 0
+                if written < expected:  # short write: finish it the slow way
+                    view = memoryview(b"".join(group))[written:]
+                    while view:
+                        view = view[self._fh.write(view) or 0:]
+        if finish:
+            self.finish()
 
     def finish(self) -> None:
         if self._fh is None:

@@ -202,7 +202,7 @@ class LocalServer:
         state.url_ttl = self._url_ttl
         self._state = state
         uv_config = uvicorn.Config(
-            create_app(state), log_level="warning", access_log=False, lifespan="off",
+            create_app(state), log_level="warning", access_log=False, lifespan="off", http=self.config.http_impl,
             timeout_graceful_shutdown=2, h11_max_incomplete_event_size=64 * 1024,
         )
         server = _ThreadServer(uv_config)

@@ -50,6 +50,7 @@ class ServerConfig:
     store_bodies: bool = True
     write_buffer: int = 4 * MiB
     reverse_part_order: bool = True
+    http_impl: str = "auto"  # uvicorn's HTTP parser: "auto" (httptools if installed), "h11", "httptools"
     log_requests: bool = False
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ class ServerConfig:
             raise ValueError("ServerConfig.max_json_body must be >= 1024 bytes")
         if self.write_buffer < 64 * 1024:
             raise ValueError("ServerConfig.write_buffer must be >= 65536 bytes")
+        if self.http_impl not in ("auto", "h11", "httptools"):
+            raise ValueError("ServerConfig.http_impl must be 'auto', 'h11' or 'httptools'")
         if self.tokens is not None:
             self.tokens = tuple(self.tokens)
             if not self.tokens or not all(isinstance(t, str) and t and t.isprintable() and " " not in t for t in self.tokens):
