@@ -57,11 +57,12 @@ class PutUrlRejected(Exception):
 
 
 class PutFatal(Exception):
-    """A 4xx that retrying the same request cannot fix."""
+    """A 4xx that retrying the same request cannot fix; ``code`` is the S3 error code."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, code: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
 
 class ShortRead(Exception):
@@ -219,7 +220,7 @@ class PartTransport:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise PutRetryable(f"HTTP {status} from {where}", retry_after)
         code = _xml_code(text)
-        raise PutFatal(f"HTTP {status}{f' ({code})' if code else ''} from {where}", status)
+        raise PutFatal(f"HTTP {status}{f' ({code})' if code else ''} from {where}", status, code)
 
 
 def _xml_code(text: str) -> str:

@@ -847,6 +847,13 @@ class _Engine:
             if len(self.done) == self.n_parts and self.scan is None:
                 assert digest is not None
                 return digest
+            if self.queued <= 0 and not self.pending and self.scan is None:
+                # nothing in flight and nothing ready: requeue any part left behind
+                missing = [p.number for p in self.parts if p.number not in self.done]
+                if not missing:
+                    raise RuntimeError("upload scheduler stalled (bug)")
+                self.pending.extend(missing)
+                continue
             try:
                 timeout = _POLL_SECONDS if self.scan is not None else 0.5
                 kind, number, generation, error = self.results.get(timeout=timeout)
@@ -856,6 +863,9 @@ class _Engine:
             self.queued -= 1
             self.in_queue.discard(number)
             if generation != self.generation:
+                # sent for a task the server lost: queue it again for the new one
+                if number not in self.done and number not in self.pending:
+                    self.pending.append(number)
                 continue
             if kind == "done":
                 self.done.add(number)
@@ -1053,6 +1063,10 @@ class _Engine:
                 continue
             except PutFatal as exc:
                 self._rewind(part, sent)
+                if exc.code == "NoSuchUpload":  # storage lost the task: like 13000401
+                    raise UploadTaskMissingError(
+                        13000401, f"part {part.number}: {exc}", http_status=exc.status
+                    ) from None
                 raise PartUploadError(str(exc), part_number=part.number, attempts=attempts) from None
             except ShortRead as exc:
                 self._rewind(part, sent)

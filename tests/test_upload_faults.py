@@ -193,3 +193,30 @@ def test_part_failure_keeps_checkpoint_and_resume_skips_done_parts(
     assert resent == set(range(1, 9)) - done_before
     assert_uploaded(client, result, path)
     assert store.load is not None
+
+
+def test_task_lost_mid_upload_starts_a_new_task(tmp_path: Path) -> None:
+    """The server forgets the task (expiry) mid-upload: a new task is created,
+    every context is reused (nothing re-hashed) and the upload completes."""
+    import logging
+
+    path = make_file(tmp_path, 5 * PS, seed=9)
+    with LocalServer(min_part_size=64, fsync=False, upload_expiry=1.0) as server:
+
+        class ClearOnRestart(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if "starting a new one" in record.getMessage():
+                    server.faults.clear()
+
+        handler = ClearOnRestart()
+        logger = logging.getLogger("koodrive_fast")
+        logger.addHandler(handler)
+        try:
+            server.faults.latency(0.4)
+            with server.client() as c:
+                result = _upload(c, path, _config(tmp_path), concurrency=1)
+                assert_uploaded(c, result, path)
+        finally:
+            logger.removeHandler(handler)
+        assert server.stats.api_calls["create"] == 2
+        assert result.bytes_hashed == 5 * PS
