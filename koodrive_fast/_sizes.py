@@ -45,8 +45,9 @@ def parse_size(text: str | int) -> int:
     number, factor = match.group(1), _UNITS[unit]
     if "." in number:
         whole, frac = number.split(".")
-        scaled = int(whole) * factor + int(frac) * factor // 10 ** len(frac)
-        if int(frac) * factor % 10 ** len(frac):
+        scale: int = 10 ** len(frac)
+        scaled = int(whole) * factor + int(frac) * factor // scale
+        if int(frac) * factor % scale:
             raise ValueError(f"{text!r} is not a whole number of bytes")
         return scaled
     return int(number) * factor
