@@ -55,6 +55,7 @@ from ._checkpoint import Checkpoint, CheckpointKey, CheckpointStore
 from ._config import MiB, default_part_size
 from ._exceptions import (
     FileChangedError,
+    KooDriveError,
     IntegrityError,
     PartUploadError,
     UploadTaskMissingError,
@@ -318,8 +319,8 @@ class _Scan:
         return bytes(ffi.buffer(out, 32)).hex()
 
 
-class _Stop(Exception):
-    """Internal: the upload is being stopped."""
+class _Stop(KooDriveError):
+    """The upload was stopped (``request_stop``, cancellation of the async task)."""
 
 
 def _client_identity(client: Any) -> tuple[str, str]:
@@ -449,7 +450,10 @@ class _Engine:
 
     def run(self) -> UploadResult:
         started = time.monotonic()
-        self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise ValidationError("path", f"cannot open {self.path}: {exc.strerror}") from None
         scan: Optional[_Scan] = None
         transport: Optional[PartTransport] = None
         workers: list[threading.Thread] = []
