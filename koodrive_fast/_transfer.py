@@ -10,13 +10,16 @@ header of the presigned URL) and never ``Transfer-Encoding: chunked``.
 
 :meth:`PartTransport.put` classifies failures into the small internal
 exceptions below; the engine decides what to do (retry, refresh the URL,
-give up).  Messages never contain the URL's query (signature, credential).
+give up).  Messages never contain the URL's query (signature, credential),
+and a filter on the ``httpx`` logger blanks presigned-URL secrets in its
+request log lines.
 """
 
 from __future__ import annotations
 
 import calendar
 import email.utils
+import logging
 import os
 import socket
 import threading
@@ -25,6 +28,8 @@ from typing import Callable, Iterable, Iterator, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+
+from ._redact import redact_url
 
 __all__ = [
     "PartTransport",
@@ -38,6 +43,26 @@ __all__ = [
 ]
 
 _RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class _RedactUrlsFilter(logging.Filter):
+    """httpx logs every request URL at INFO; blank presigned-URL secrets in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+def _install_log_redaction() -> None:
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactUrlsFilter) for f in httpx_logger.filters):
+        httpx_logger.addFilter(_RedactUrlsFilter())
+
+
+_install_log_redaction()
 
 
 class PutRetryable(Exception):

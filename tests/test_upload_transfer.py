@@ -167,3 +167,18 @@ def test_parse_retry_after() -> None:
     future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 100))
     value = parse_retry_after(future)
     assert value is not None and 90 <= value <= 101
+
+
+def test_httpx_request_log_lines_are_redacted(tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    fd = _file(tmp_path, 100)
+    with PartTransport(concurrency=1, read_size=64, timeout=5,
+                       transport=httpx.MockTransport(lambda r: httpx.Response(200))) as transport:
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            _put(transport, fd, 0, 100)
+    assert "HTTP Request: PUT" in caplog.text
+    assert "deadbeef" not in caplog.text and "AK%2Fscope" not in caplog.text
+    assert "partNumber=2" in caplog.text
+    os.close(fd)
