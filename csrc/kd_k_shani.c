@@ -9,7 +9,7 @@
  */
 #include "kd_kernels.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(KD_HAVE_X86_KERNELS)
 
 #include <immintrin.h>
 

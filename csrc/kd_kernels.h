@@ -11,7 +11,13 @@
 
 #include "kd_internal.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
+/* The x86-64 kernels use GCC/clang target attributes; other compilers
+ * (MSVC) build the portable kernels only. */
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+#define KD_HAVE_X86_KERNELS 1
+#endif
+
+#if defined(KD_HAVE_X86_KERNELS)
 void kd_sha256_blocks_shani(uint32_t *state, const uint8_t *data, size_t nblocks);
 void kd_sha1_blocks_shani(uint32_t *state, const uint8_t *data, size_t nblocks);
 int kd_cpu_shani(void);
