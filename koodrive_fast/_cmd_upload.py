@@ -5,8 +5,9 @@ options or from ``KOODRIVE_ENDPOINT``, ``KOODRIVE_TOKEN``, ``KOODRIVE_USER_ID``
 (and ``KOODRIVE_CONTAINER_ID``).  Exit status: 0 uploaded, 1 the upload
 failed, 2 usage error (bad option, missing file or credentials).
 
-``demo [--size SIZE]`` starts the embedded local server in a temporary
-directory, writes a test file, uploads it with progress, downloads it back,
+``demo [--size SIZE]`` starts the embedded local server (``koodrive-fast
+serve`` in a child process, so it does not share the client's GIL) in a
+temporary directory, writes a test file, uploads it with progress, downloads it back,
 verifies its SHA-256 and prints the throughput next to the hash-then-upload
 baseline; everything is removed afterwards.
 """
@@ -17,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,8 +95,8 @@ def add_parser(subparsers: Any) -> None:
         "upload a test file with progress, download it back, verify its SHA-256 and "
         "compare the speed with hash-then-upload.",
     )
-    demo.add_argument("--size", type=_size_arg, default=256 * 1024 * 1024,
-                      help="test file size (default 256MiB)")
+    demo.add_argument("--size", type=_size_arg, default=128 * 1024 * 1024,
+                      help="test file size (default 128MiB)")
     demo.add_argument("--part-size", type=_size_arg, help="part size (default: auto)")
     demo.add_argument("--concurrency", type=_positive_int_arg, default=8)
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -233,11 +235,66 @@ def _download_sha256(client: Any, file_id: str, container_id: str) -> str:
     return digest.hexdigest()
 
 
+class _ServerProcess:
+    """``koodrive-fast serve`` in a child process (its own GIL), stopped on exit."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import secrets
+
+        self.token = secrets.token_urlsafe(24)
+        self.base_url = ""
+        self.user_id = ""
+        self._argv = [
+            sys.executable, "-m", "koodrive_fast._cli", "serve", "--port", "0", "--token",
+            self.token, "--no-fsync", "--quiet", "--data-dir", str(data_dir),
+        ]
+        self._proc: Optional[subprocess.Popen[str]] = None
+
+    def __enter__(self) -> _ServerProcess:
+        import re
+        import threading
+
+        proc = subprocess.Popen(
+            self._argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._proc = proc
+        assert proc.stdout is not None
+        seen: list[str] = []
+        for line in proc.stdout:
+            seen.append(line.rstrip())
+            found = re.search(r"on (http://\S+)", line)
+            if found:
+                self.base_url = found.group(1)
+            found = re.search(r"user id:\s+(\S+)", line)
+            if found:
+                self.user_id = found.group(1)
+            if self.base_url and self.user_id:
+                break
+        if not (self.base_url and self.user_id):
+            self.__exit__()
+            raise RuntimeError("the local server did not start: " + " | ".join(seen[-3:]))
+        stdout = proc.stdout
+        threading.Thread(target=lambda: [None for _ in stdout], daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """``koodrive-fast demo``."""
+    from ._auth import BearerToken
+    from ._client import Client
     from ._progress import TqdmProgress
     from ._upload import UploadConfig, _upload_hash_then_send, upload_file
-    from .server import LocalServer
 
     size: int = args.size
     container = "demo"
@@ -247,9 +304,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"writing a {format_size(size)} test file in {tmp} ...")
         _write_test_file(source, size)
         config = UploadConfig(checkpoint_dir=root / "checkpoints")
-        with LocalServer(data_dir=root / "server", fsync=False) as srv:
-            print(f"local KooDrive server at {srv.base_url}")
-            with srv.client() as client:
+        with _ServerProcess(root / "server") as srv:
+            print(f"local KooDrive server at {srv.base_url} (child process)")
+            with Client(srv.base_url, BearerToken(srv.token, srv.user_id)) as client:
                 common: dict[str, Any] = dict(
                     container_id=container, part_size=args.part_size,
                     concurrency=args.concurrency, resume=False, config=config,
