@@ -45,7 +45,16 @@ static inline void kd_store_be32(uint8_t *p, uint32_t v) {
     p[3] = (uint8_t)v;
 }
 
+#if defined(_MSC_VER)
+#define KD_ALIGNED(n) __declspec(align(n))
+#else
+#define KD_ALIGNED(n) __attribute__((aligned(n)))
+#endif
+
 extern const uint32_t kd_sha256_iv[8];
+/* SHA-256 round constants, 64-byte aligned (SIMD kernels load them with
+ * aligned loads); defined once in kd_portable.c. */
+extern KD_ALIGNED(64) const uint32_t kd_sha256_k[64];
 extern const uint32_t kd_sha1_iv[5];
 
 #endif

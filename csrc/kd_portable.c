@@ -8,7 +8,7 @@ const uint32_t kd_sha256_iv[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff
 const uint32_t kd_sha1_iv[5] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u,
                                 0xc3d2e1f0u};
 
-static const uint32_t K256[64] = {
+KD_ALIGNED(64) const uint32_t kd_sha256_k[64] = {
     0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
     0xab1c5ed5u, 0xd807aa98u, 0x12835b01u, 0x243185beu, 0x550c7dc3u, 0x72be5d74u, 0x80deb1feu,
     0x9bdc06a7u, 0xc19bf174u, 0xe49b69c1u, 0xefbe4786u, 0x0fc19dc6u, 0x240ca1ccu, 0x2de92c6fu,
@@ -41,7 +41,7 @@ static const uint32_t K256[64] = {
  * holding b ^ c. */
 #define R256(a, b, c, d, e, f, g, h, t, wt)                                                \
     do {                                                                                   \
-        uint32_t hk_ = (h) + K256[t] + (wt);                                               \
+        uint32_t hk_ = (h) + kd_sha256_k[t] + (wt);                                               \
         uint32_t ch_ = CH(e, f, g);                                                        \
         uint32_t s1_ = BSIG1(e);                                                           \
         uint32_t dhk_ = (d) + hk_;                                                         \

@@ -48,4 +48,4 @@ WORDS = {"sha256": 8, "sha1": 5}
 DIGEST_SIZES = {"sha256": 32, "sha1": 20}
 
 #: every kernel name the core knows, best first
-kernel_names = ("sha-ni", "armv8", "avx2", "ssse3", "portable")
+kernel_names = ("sha-ni", "armv8", "avx2", "portable")
