@@ -39,7 +39,8 @@ from ._retry import RetryBudget, RetryPolicy, is_retryable_transport_error, pars
 if TYPE_CHECKING:  # pragma: no cover
     import os
 
-    from ._upload import UploadResult
+    from ._progress import ProgressCallback
+    from ._upload import UploadConfig, UploadResult
 
 __all__ = [
     "Client",
@@ -671,11 +672,41 @@ class Client(_ClientCore):
             links.extend(batch)
         return links
 
-    def upload(self, path: Union[str, os.PathLike[str]], **kwargs: Any) -> UploadResult:
-        """Upload a file; see :func:`koodrive_fast._upload.upload_file` (the upload engine)."""
+    def upload(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        parent_folder: str = "root",
+        container_id: Optional[str] = None,
+        file_name: Optional[str] = None,
+        part_size: Optional[int] = None,
+        concurrency: int = 8,
+        progress: Optional[ProgressCallback] = None,
+        resume: bool = True,
+        rapid: Union[bool, str] = "auto",
+        config: Optional[UploadConfig] = None,
+    ) -> UploadResult:
+        """Upload a file: one read hashes it while parts are PUT concurrently.
+
+        ``container_id`` (the target space) is required by KooDrive; see
+        :func:`koodrive_fast._upload.upload_file` for every argument, the
+        pipeline, retries and resume.  Returns an :class:`UploadResult`.
+        """
         from ._upload import upload_file
 
-        return upload_file(self, path, **kwargs)
+        return upload_file(
+            self,
+            path,
+            parent_folder=parent_folder,
+            container_id=container_id,
+            file_name=file_name,
+            part_size=part_size,
+            concurrency=concurrency,
+            progress=progress,
+            resume=resume,
+            rapid=rapid,
+            config=config,
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -829,11 +860,36 @@ class AsyncClient(_ClientCore):
             links.extend(batch)
         return links
 
-    async def upload(self, path: Union[str, os.PathLike[str]], **kwargs: Any) -> UploadResult:
-        """Upload a file; see :func:`koodrive_fast._upload.upload_file_async`."""
+    async def upload(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        parent_folder: str = "root",
+        container_id: Optional[str] = None,
+        file_name: Optional[str] = None,
+        part_size: Optional[int] = None,
+        concurrency: int = 8,
+        progress: Optional[ProgressCallback] = None,
+        resume: bool = True,
+        rapid: Union[bool, str] = "auto",
+        config: Optional[UploadConfig] = None,
+    ) -> UploadResult:
+        """Async :meth:`Client.upload` (the engine runs in a worker thread)."""
         from ._upload import upload_file_async
 
-        return await upload_file_async(self, path, **kwargs)
+        return await upload_file_async(
+            self,
+            path,
+            parent_folder=parent_folder,
+            container_id=container_id,
+            file_name=file_name,
+            part_size=part_size,
+            concurrency=concurrency,
+            progress=progress,
+            resume=resume,
+            rapid=rapid,
+            config=config,
+        )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
