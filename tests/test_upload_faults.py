@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -16,29 +16,9 @@ from koodrive_fast._upload import upload_file
 from koodrive_fast.server import LocalServer
 
 from _upload_helpers import CONTAINER, assert_uploaded, make_file, puts_for
+from _upload_helpers import client, server, srv  # noqa: F401 (fixtures)
 
 PS = 1024
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    with LocalServer(min_part_size=64, fsync=False) as srv:
-        yield srv
-
-
-@pytest.fixture()
-def srv(server: LocalServer) -> Iterator[LocalServer]:
-    server.faults.clear()
-    server.set_url_ttl(3600)
-    yield server
-    server.faults.clear()
-    server.set_url_ttl(3600)
-
-
-@pytest.fixture()
-def client(srv: LocalServer) -> Iterator[Client]:
-    with srv.client() as c:
-        yield c
 
 
 def _config(tmp_path: Path, **kw: Any) -> UploadConfig:
