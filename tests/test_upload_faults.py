@@ -113,9 +113,12 @@ def test_expired_urls_are_refreshed_after_403(client: Client, srv: LocalServer,
 def test_urls_near_expiry_are_refreshed_before_use(client: Client, srv: LocalServer,
                                                    tmp_path: Path) -> None:
     path = make_file(tmp_path, 5 * PS, seed=6)
-    srv.set_url_ttl(2)
-    srv.faults.latency(0.45)
-    cfg = _config(tmp_path, url_window=4, hash_window=5)  # margin = min(300, ttl / 2) = 1 s
+    # margin = min(300, ttl / 2) = 3 s; each request takes >= 1.35 s, so later parts' URLs
+    # fall inside the margin and must be refreshed before use, with 1.65 s of slack against
+    # a refreshed URL expiring in flight on a slow machine
+    srv.set_url_ttl(6)
+    srv.faults.latency(1.35)
+    cfg = _config(tmp_path, url_window=4, hash_window=5)
     result = _upload(client, path, cfg, concurrency=1)
     assert_uploaded(client, result, path)
     assert result.url_refreshes >= 1
