@@ -184,7 +184,7 @@ def test_task_lost_mid_upload_starts_a_new_task(tmp_path: Path) -> None:
     import logging
 
     path = make_file(tmp_path, 5 * PS, seed=9)
-    with LocalServer(min_part_size=64, fsync=False, upload_expiry=1.0) as server:
+    with LocalServer(min_part_size=64, fsync=False, upload_expiry=2.5) as server:
 
         class ClearOnRestart(logging.Handler):
             def emit(self, record: logging.LogRecord) -> None:
@@ -195,7 +195,7 @@ def test_task_lost_mid_upload_starts_a_new_task(tmp_path: Path) -> None:
         logger = logging.getLogger("koodrive_fast")
         logger.addHandler(handler)
         try:
-            server.faults.latency(0.4)
+            server.faults.latency(0.8)  # 5 parts x 0.8 s outlive the 2.5 s task
             with server.client() as c:
                 result = _upload(c, path, _config(tmp_path), concurrency=1)
                 assert_uploaded(c, result, path)
