@@ -274,6 +274,17 @@ def test_fail_puts(srv: LocalServer, http: httpx.Client) -> None:
     assert srv.stats.puts_accepted[(file_id, 1)] == 1
 
 
+def test_expire_puts_answers_like_an_expired_url(srv: LocalServer, http: httpx.Client) -> None:
+    data = data_of(PART, seed=17)
+    file_id, urls, _ = started(http, srv, data)
+    srv.faults.expire_puts(2)
+    answers = [put(http, urls[1], data) for _ in range(3)]
+    assert [r.status_code for r in answers] == [403, 403, 200]
+    assert s3_code(answers[0]) == "AccessDenied" and "expired" in answers[0].text
+    assert srv.stats.puts_received[(file_id, 1)] == 3
+    assert srv.stats.puts_accepted[(file_id, 1)] == 1
+
+
 def test_rate_limit_puts_and_api(srv: LocalServer, http: httpx.Client) -> None:
     data = data_of(PART, seed=14)
     file_id, urls, _ = started(http, srv, data)

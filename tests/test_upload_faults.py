@@ -96,18 +96,41 @@ def test_api_errors_are_retried_by_the_client(client: Client, srv: LocalServer,
     assert made >= 2 + 3  # create + uploadUrl + complete + 2 failed (+ download)
 
 
-def test_expired_urls_are_refreshed_after_403(client: Client, srv: LocalServer,
+def test_each_expired_403_fetches_a_fresh_url(client: Client, srv: LocalServer,
                                               tmp_path: Path) -> None:
-    """URLs queued ahead of a slow worker expire; each 403 fetches a fresh URL."""
+    """A PUT refused as expired is retried on a fresh URL for that part, same context."""
     path = make_file(tmp_path, 5 * PS, seed=5)
+    srv.faults.expire_puts(3)
+    cfg = _config(tmp_path, url_refresh_margin=0)
+    result = _upload(client, path, cfg, concurrency=2)
+    assert_uploaded(client, result, path)
+    assert result.url_refreshes == 3
+    assert result.retries == 0  # a refresh is not a backoff retry
+    assert sum(puts_for(srv, result.file_id).values()) == 5 + 3
+
+
+def test_urls_that_really_expire_in_the_queue_are_refreshed(client: Client, srv: LocalServer,
+                                                            tmp_path: Path) -> None:
+    """URLs queued behind a stalled worker really expire (TTL 2 s, a 3.2 s stall);
+    the server refuses them and each part is sent again on a fresh URL."""
+    path = make_file(tmp_path, 5 * PS, seed=55)
     srv.set_url_ttl(2)
-    srv.faults.latency(0.45)
+    stalled = threading.Event()
+
+    def progress(event: ProgressEvent) -> None:
+        # runs on the worker thread: stalling here holds the only worker
+        if event.phase == "uploading" and event.delta > 0 and not stalled.is_set():
+            stalled.set()
+            time.sleep(3.2)
+
+    # URLs for parts 1-4 come with create; after the stall they are all past expiry,
+    # and a refreshed URL has >= 1 s left (X-Amz-Date is whole seconds)
     cfg = _config(tmp_path, url_refresh_margin=0, url_window=4, hash_window=5)
-    result = _upload(client, path, cfg, concurrency=1)
+    result = _upload(client, path, cfg, concurrency=1, progress=progress)
+    assert stalled.is_set()
     assert_uploaded(client, result, path)
     assert result.url_refreshes >= 1
-    received = puts_for(srv, result.file_id)
-    assert sum(received.values()) > 5  # some PUTs were refused as expired
+    assert sum(puts_for(srv, result.file_id).values()) == 5 + result.url_refreshes
 
 
 def test_urls_near_expiry_are_refreshed_before_use(client: Client, srv: LocalServer,

@@ -720,6 +720,8 @@ class _App:
             return Response(status_code=500)
         async for _ in request.stream():  # drain so the client sees the answer cleanly
             pass
+        if fault.kind == "expire":
+            return _s3_error(403, "AccessDenied", "Request has expired")
         if fault.kind == "rate_limit":
             return _s3_error(429, "SlowDown", "Please reduce your request rate.",
                              {"Retry-After": _retry_after(fault.retry_after)})

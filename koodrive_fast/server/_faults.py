@@ -16,7 +16,7 @@ Target = Literal["puts", "api"]
 class PutFault:
     """What to do with one part PUT instead of storing it."""
 
-    kind: Literal["fail", "rate_limit", "drop"]
+    kind: Literal["fail", "rate_limit", "drop", "expire"]
     status: int = 500
     retry_after: float = 0.0
     after_bytes: int = 0
@@ -35,7 +35,7 @@ class Faults:
     """Knobs that make the next requests misbehave.
 
     Each knob arms a count; every matching request consumes one.  Part-PUT
-    faults are taken in the order: rate limit, failure, drop.
+    faults are taken in the order: rate limit, failure, drop, expiry.
     """
 
     def __init__(self) -> None:
@@ -53,6 +53,7 @@ class Faults:
             self._retry_after = {"puts": 1.0, "api": 1.0}
             self._drop_puts = 0
             self._drop_after = 0
+            self._expire_puts = 0
             self._latency = 0.0
 
     def fail_puts(self, n: int, status: int = 500) -> None:
@@ -89,6 +90,12 @@ class Faults:
         with self._lock:
             self._drop_puts, self._drop_after = n, after_bytes
 
+    def expire_puts(self, n: int) -> None:
+        """The next ``n`` part PUTs are refused as if their presigned URL had expired."""
+        _check_count(n)
+        with self._lock:
+            self._expire_puts = n
+
     def latency(self, seconds: float) -> None:
         """Delay every request (API and PUT) by ``seconds`` (0 turns it off)."""
         if seconds < 0:
@@ -112,6 +119,9 @@ class Faults:
             if self._drop_puts:
                 self._drop_puts -= 1
                 return PutFault("drop", after_bytes=self._drop_after)
+            if self._expire_puts:
+                self._expire_puts -= 1
+                return PutFault("expire", 403)
             return None
 
     def take_api_fault(self) -> ApiFault | None:
