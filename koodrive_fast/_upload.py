@@ -24,8 +24,8 @@ part with exponential backoff and jitter, bounded in count and time; a 403
 and URLs close to expiry are refreshed before use; authentication errors are
 fatal; a file that changes (size or mtime) stops the upload with
 :class:`FileChangedError` before ``complete``; 13000402 at complete raises
-:class:`IntegrityError`; 13000401 (the server lost the task) starts a new
-task reusing every computed context.
+:class:`IntegrityError`; 13000401 (the server lost the task, during the
+PUTs or at ``complete``) starts a new task reusing every computed context.
 
 Resume: a checkpoint (see :mod:`koodrive_fast._checkpoint`) records the
 contexts computed and the parts stored; ``resume=True`` continues a crashed
@@ -208,7 +208,8 @@ class UploadResult:
     this call (less than ``size`` when a checkpoint supplied contexts);
     ``parts_sent`` the parts stored by this call; ``resumed`` whether a
     checkpoint was used; ``retries`` PUT attempts repeated after a transient
-    failure; ``url_refreshes`` fresh URLs fetched for single parts.
+    failure; ``url_refreshes`` fresh URLs fetched for single parts;
+    ``task_restarts`` new upload tasks created after the server lost one.
     """
 
     file_id: str
@@ -225,6 +226,7 @@ class UploadResult:
     resumed: bool = False
     retries: int = 0
     url_refreshes: int = 0
+    task_restarts: int = 0
 
     @property
     def throughput(self) -> float:
@@ -413,6 +415,7 @@ class _Engine:
         self.url_refreshes = 0
         self.parts_sent = 0
         self.generation = 0
+        self.task_restarts = 0
         self.file_id: Optional[str] = None
         self.upload_id: Optional[str] = None
         self.checkpoint: Optional[Checkpoint] = None
@@ -563,12 +566,18 @@ class _Engine:
                 thread.start()
                 workers.append(thread)
 
-            digest = self._pipeline(digest)
-
-            self._check_unchanged()
-            self.progress.emit("completing")
-            self._save_checkpoint(force=True)
-            self._complete(digest)
+            while True:
+                digest = self._pipeline(digest)
+                self._check_unchanged()
+                self.progress.emit("completing")
+                self._save_checkpoint(force=True)
+                try:
+                    self._complete(digest)
+                except UploadTaskMissingError:
+                    # lost between the last PUT and complete: a new task, same contexts
+                    self._restart_task()
+                    continue
+                break
             self.store.discard(self.key)
             self.progress.emit("done")
             return self._result(started, digest, rapid_upload=False, resumed=resumed)
@@ -622,6 +631,7 @@ class _Engine:
             resumed=resumed,
             retries=self.retries,
             url_refreshes=self.url_refreshes,
+            task_restarts=self.task_restarts,
         )
 
     # ------------------------------------------------------------- hashing
@@ -823,7 +833,6 @@ class _Engine:
                 self._on_ready(part.number)
         url_window = self.config.resolved_url_window(self.concurrency)
         hash_window = self.config.resolved_hash_window(self.concurrency)
-        restarts = 0
         last_allow = -1
         while True:
             if self.stop.is_set():
@@ -846,7 +855,7 @@ class _Engine:
             try:
                 self._dispatch(url_window)
             except UploadTaskMissingError:
-                restarts = self._restart_task(restarts)
+                self._restart_task()
                 continue
             if len(self.done) == self.n_parts and self.scan is None:
                 assert digest is not None
@@ -879,7 +888,7 @@ class _Engine:
             else:
                 assert error is not None
                 if isinstance(error, UploadTaskMissingError):
-                    restarts = self._restart_task(restarts)
+                    self._restart_task()
                     continue
                 raise error
 
@@ -936,12 +945,13 @@ class _Engine:
         self.queued += 1
         self.work.put((number, self.generation))
 
-    def _restart_task(self, restarts: int) -> int:
+    def _restart_task(self) -> None:
         """13000401: start a new upload task, keeping every computed context."""
-        if restarts >= self.config.max_task_restarts:
+        if self.task_restarts >= self.config.max_task_restarts:
             raise UploadTaskMissingError(
-                13000401, f"upload task lost {restarts + 1} times; giving up"
+                13000401, f"upload task lost {self.task_restarts + 1} times; giving up"
             )
+        self.task_restarts += 1
         logger.warning("server lost upload task %s; starting a new one", self.file_id)
         # drop queued work of the old task
         while True:
@@ -969,7 +979,6 @@ class _Engine:
             if part.number == 1 or part.ctx is not None:
                 if part.number not in self.in_queue:
                     self.pending.append(part.number)
-        return restarts + 1
 
     # -------------------------------------------------------------- workers
 

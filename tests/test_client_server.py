@@ -339,7 +339,7 @@ def test_flash_upload_hit_and_miss(
         original = await upload_all(client, f"flash-src-{kind}-{auth}.bin", plan, data)
         await client.complete_file(original, sha256=contexts.digest)
         good_proof = proof_code(path, len(data), client.proof_origin)
-        puts_before = server.stats.total_puts_received()
+        puts_before = server.stats.total_puts_received
         hit = await client.create_file(
             file_name=f"flash-hit-{kind}-{auth}.bin", length=len(data), container_id=CONTAINER,
             sha256=contexts.digest, pre_hash=pre_hash(path), proof_code=good_proof,
@@ -353,7 +353,7 @@ def test_flash_upload_hit_and_miss(
             multi_parts=list(plan.parts[:2]),
         )
         assert not miss.rapid_upload and len(miss.multi_parts) == 2
-        assert server.stats.total_puts_received() == puts_before
+        assert server.stats.total_puts_received == puts_before
 
     run(kind, server, scenario, credentials=credentials)
 

@@ -130,7 +130,7 @@ def test_flash_upload_hit_sends_no_part(
     path = make_file(tmp_path, 4 * PS + 7, seed=99)
     first = _upload(client, path, config)
     assert_uploaded(client, first, path)
-    puts_before = srv.stats.total_puts_received()
+    puts_before = srv.stats.total_puts_received
     copy = tmp_path / "copy.bin"
     copy.write_bytes(path.read_bytes())
     events: list[ProgressEvent] = []
@@ -138,7 +138,7 @@ def test_flash_upload_hit_sends_no_part(
     assert hit.rapid_upload
     assert hit.bytes_sent == 0 and hit.parts_sent == 0
     assert hit.sha256 == first.sha256
-    assert srv.stats.total_puts_received() == puts_before
+    assert srv.stats.total_puts_received == puts_before
     assert events[-1].phase == "done" and events[-1].rapid_upload
     assert_uploaded(client, hit, copy)
 

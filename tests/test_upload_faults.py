@@ -225,4 +225,45 @@ def test_task_lost_mid_upload_starts_a_new_task(tmp_path: Path) -> None:
         finally:
             logger.removeHandler(handler)
         assert server.stats.api_calls["create"] == 2
+        assert result.task_restarts == 1
         assert result.bytes_hashed == 5 * PS
+
+
+def test_task_lost_before_complete_starts_a_new_task(tmp_path: Path) -> None:
+    """The task expires between the last PUT and complete (13000401 at complete):
+    a new task is created, every part is sent again with its kept context, and
+    the upload completes without re-hashing."""
+    path = make_file(tmp_path, 4 * PS + 9, seed=10)
+    with LocalServer(min_part_size=64, fsync=False, upload_expiry=3) as server:
+        stalled = threading.Event()
+
+        def progress(event: ProgressEvent) -> None:
+            if event.phase == "completing" and not stalled.is_set():
+                stalled.set()
+                time.sleep(3.5)  # the server forgets the task meanwhile
+
+        with server.client() as c:
+            result = _upload(c, path, _config(tmp_path), concurrency=2, progress=progress)
+            assert_uploaded(c, result, path)
+        assert stalled.is_set()
+        assert server.stats.api_calls["create"] == 2
+        assert server.stats.api_calls["complete"] == 2
+        assert result.task_restarts == 1
+        assert result.bytes_hashed == path.stat().st_size
+        assert server.stats.total_puts_accepted == 2 * 5
+
+
+def test_task_lost_at_every_complete_gives_up(tmp_path: Path) -> None:
+    """Bounded: after max_task_restarts new tasks the loss is raised, typed."""
+    from koodrive_fast import UploadTaskMissingError
+
+    path = make_file(tmp_path, 2 * PS, seed=11)
+    with LocalServer(min_part_size=64, fsync=False, upload_expiry=1) as server:
+        def progress(event: ProgressEvent) -> None:
+            if event.phase == "completing":
+                time.sleep(1.3)
+
+        with server.client() as c, pytest.raises(UploadTaskMissingError):
+            _upload(c, path, _config(tmp_path, max_task_restarts=1), progress=progress)
+        assert server.stats.api_calls["create"] == 2
+        assert server.stats.api_calls["complete"] == 2

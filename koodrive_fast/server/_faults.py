@@ -200,10 +200,12 @@ class Stats:
         with self._lock:
             return self._gets
 
+    @property
     def total_puts_received(self) -> int:
         with self._lock:
             return sum(self._received.values())
 
+    @property
     def total_puts_accepted(self) -> int:
         with self._lock:
             return sum(self._accepted.values())
