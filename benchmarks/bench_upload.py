@@ -3,15 +3,19 @@
     python3 benchmarks/bench_upload.py [--size 2GiB] [--part-size 8MiB] [--concurrency 8]
 
 One run: writes a test file (kept in the page cache), starts the local server
-(``koodrive-fast serve --no-fsync``) in its own process so it does not share
-the client's GIL, then runs each mode in a fresh child process and reports
-wall time, MB/s, client peak RSS (``ru_maxrss`` of the child) and CPU time of
-client and server.  Modes:
+in its own process so it does not share the client's GIL, then runs each mode
+in a fresh child process and reports wall time, MB/s, client peak RSS
+(``ru_maxrss`` of the child) and CPU time of client and server.  Modes:
 
 * ``hash-only``       — ``part_contexts`` (one native scan), no network;
 * ``upload-only``     — every context known from a checkpoint: no hashing;
 * ``pipelined``       — ``upload_file(rapid=False)``: hashing and PUTs overlap;
 * ``hash-then-upload``— whole-file hash first, then upload (the PDS SDK pattern).
+
+The server runs ``koodrive-fast serve --no-fsync --discard-bodies``: it
+verifies every part's hash chain and the whole-file SHA-256 but writes no
+bodies (``--keep-bodies`` writes them), so the client, not the local disk, is
+what is measured.
 
 Targets (issue 4): pipelined ≤ 1.2 × max(hash-only, upload-only) and
 ≤ 0.7 × hash-then-upload; client peak RSS ≤ 150 MiB at concurrency 8.
@@ -125,6 +129,11 @@ def main() -> int:
     parser.add_argument("--part-size", default="8MiB")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--keep-bodies", action="store_true",
+        help="the server writes part bodies to disk (default: it hashes and verifies them, "
+             "then drops them, so its CPU goes to what a storage node must do)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -146,9 +155,13 @@ def main() -> int:
         print(f"writing {size} bytes to {source} ...", file=sys.stderr)
         _write_file(source, size)
         _warm(source)
+        server_cmd = [sys.executable, "-m", "koodrive_fast", "serve", "--port", "0",
+                      "--token", TOKEN, "--no-fsync", "--quiet",
+                      "--data-dir", str(workdir / "server")]
+        if not args.keep_bodies:
+            server_cmd.append("--discard-bodies")
         server = subprocess.Popen(
-            [sys.executable, "-m", "koodrive_fast", "serve", "--port", "0", "--token", TOKEN,
-             "--no-fsync", "--quiet", "--data-dir", str(workdir / "server")],
+            server_cmd,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
         )
         assert server.stdout is not None

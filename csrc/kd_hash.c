@@ -124,9 +124,12 @@ static uint64_t scan_allowed_end(const kd_scan *scan) {
     return __atomic_load_n(&scan->allowed_end, __ATOMIC_ACQUIRE);
 }
 
-/* Bytes the window lets the scan hash from pos on, waiting (short sleeps)
- * while it lets none; 0 means cancelled.  want is what the caller has. */
+/* Bytes the window lets the scan hash from pos on, waiting while it lets
+ * none; 0 means cancelled.  want is what the caller has.  The wait backs off
+ * from 100 us to 5 ms: a scan held back by slow uploads wakes ~200 times a
+ * second, not thousands, and the window is parts ahead so 5 ms never stalls. */
 static uint64_t scan_window(kd_scan *scan, uint64_t pos, uint64_t want, uint64_t end) {
+    long sleep_ns = 100 * 1000;
     for (;;) {
         uint64_t limit = scan_allowed_end(scan);
         if (limit == 0 || limit >= pos + want) return want;
@@ -136,8 +139,9 @@ static uint64_t scan_window(kd_scan *scan, uint64_t pos, uint64_t want, uint64_t
             if (n) return n;
         }
         if (scan_cancelled(scan)) return 0;
-        struct timespec ts = {0, 200 * 1000}; /* 200 us */
+        struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL);
+        sleep_ns = sleep_ns * 2 < 5 * 1000 * 1000 ? sleep_ns * 2 : 5 * 1000 * 1000;
     }
 }
 
