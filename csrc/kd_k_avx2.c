@@ -1,4 +1,6 @@
-/* kd_k_avx2.c - SHA-256 for x86-64 CPUs with AVX2 + BMI2 but no SHA-NI.
+/* kd_k_avx2.c - SHA-256 for x86-64 CPUs with AVX2 + BMI2 but no SHA-NI (the
+ * SHA-1 kernel of the same name is in kd_k_avx2_sha1.c; kd_cpu_avx2 below
+ * gates both).
  *
  * The "vectorised message schedule" approach: two blocks are scheduled at
  * once (one per 128-bit lane of a YMM register, four words per step), W + K

@@ -22,11 +22,13 @@ void kd_sha256_blocks_shani(uint32_t *state, const uint8_t *data, size_t nblocks
 void kd_sha1_blocks_shani(uint32_t *state, const uint8_t *data, size_t nblocks);
 int kd_cpu_shani(void);
 void kd_sha256_blocks_avx2(uint32_t *state, const uint8_t *data, size_t nblocks);
+void kd_sha1_blocks_avx2(uint32_t *state, const uint8_t *data, size_t nblocks);
 int kd_cpu_avx2(void);
 #define KD_X86_KERNELS                                                                     \
     {"sha-ni", KD_ALG_SHA256, kd_sha256_blocks_shani, kd_cpu_shani},                       \
     {"sha-ni", KD_ALG_SHA1, kd_sha1_blocks_shani, kd_cpu_shani},                           \
-    {"avx2", KD_ALG_SHA256, kd_sha256_blocks_avx2, kd_cpu_avx2},
+    {"avx2", KD_ALG_SHA256, kd_sha256_blocks_avx2, kd_cpu_avx2},                           \
+    {"avx2", KD_ALG_SHA1, kd_sha1_blocks_avx2, kd_cpu_avx2},
 #else
 #define KD_X86_KERNELS
 #endif

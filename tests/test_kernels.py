@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -114,6 +115,42 @@ def test_every_kernel_hashes_like_hashlib(alg: str, kernel: str, restore_active:
         assert native_digest(alg, data[:cut]) == hashlib.new(alg, data[:cut]).digest()
 
 
+@pytest.mark.parametrize(("alg", "kernel"), accelerated())
+def test_kernel_block_counts_offsets_and_states(alg: str, kernel: str) -> None:
+    """Every block count 0..9 and runs past the kernels' pairing and unrolling
+    (odd and even), unaligned input, the IV and random start states."""
+    rng = random.Random(f"{alg}/{kernel}")
+    for nblocks in (*range(10), 15, 16, 17, 31, 32, 33, 63, 64, 65, 128, 129, 1001):
+        for offset in (0, 1, 3, 4, 8, 13):
+            data = rng.randbytes(offset + 64 * nblocks)
+            for words in (list(iv(alg)), [rng.getrandbits(32) for _ in range(8)]):
+                expected = run_blocks(alg, "portable", words, data, offset)
+                assert run_blocks(alg, kernel, words, data, offset) == expected, (nblocks, offset)
+
+
+@pytest.mark.parametrize(("alg", "kernel"), [(a, k) for a in ALG_NAMES for k in available(a)])
+def test_every_kernel_random_lengths_unaligned(alg: str, kernel: str, restore_active: None) -> None:
+    """Random lengths at random misalignments, fed in random pieces, vs hashlib."""
+    assert lib.kd_set_kernel(ALGORITHMS[alg], kernel.encode()) == lib.KD_OK
+    rng = random.Random(f"lengths/{alg}/{kernel}")
+    size = hashlib.new(alg).digest_size
+    for _ in range(60):
+        offset = rng.randrange(16)
+        n = rng.choice((rng.randrange(200), rng.randrange(64 * 40), rng.randrange(64 * 300)))
+        raw = rng.randbytes(offset + n)
+        buf = ffi.from_buffer(raw)
+        ctx = ffi.new("kd_hash_ctx *")
+        assert lib.kd_hash_init(ctx, ALGORITHMS[alg]) == lib.KD_OK
+        pos = offset
+        while pos < offset + n:
+            step = min(rng.choice((1, 63, 64, 65, 127, 128, 1000, 4096)), offset + n - pos)
+            lib.kd_hash_update(ctx, buf + pos, step)
+            pos += step
+        out = ffi.new("uint8_t[32]")
+        lib.kd_hash_digest(ctx, out)
+        assert bytes(out)[:size] == hashlib.new(alg, raw[offset:]).digest(), (offset, n)
+
+
 @pytest.mark.parametrize("alg", ALG_NAMES)
 def test_kernel_availability_and_unknown_names(alg: str) -> None:
     a = ALGORITHMS[alg]
@@ -140,6 +177,7 @@ def test_availability_follows_cpu_flags() -> None:
     assert lib.kd_kernel_available(lib.KD_ALG_SHA1, b"sha-ni") == int(has_shani)
     has_avx2 = {"avx2", "bmi1", "bmi2"} <= flags
     assert lib.kd_kernel_available(lib.KD_ALG_SHA256, b"avx2") == int(has_avx2)
+    assert lib.kd_kernel_available(lib.KD_ALG_SHA1, b"avx2") == int(has_avx2)
 
 
 def test_default_choice_is_the_best_available() -> None:
