@@ -55,6 +55,8 @@ ffibuilder.set_source(
     '#include "kd_sha.h"\n',
     sources=[os.path.join("csrc", name) for name in SOURCES],
     include_dirs=["csrc"],
+    # headers, so an edited kernel table or cdef rebuilds every object
+    depends=sorted(os.path.join("csrc", n) for n in os.listdir(HERE) if n.endswith(".h")),
     define_macros=[("KD_PACKAGE_VERSION", '"%s"' % _package_version())],
     extra_compile_args=_compile_args(),
     libraries=[] if sys.platform == "win32" else ["pthread"],

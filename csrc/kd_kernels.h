@@ -4,7 +4,7 @@
  * bodies are guarded so the file compiles to nothing elsewhere, and the
  * table below registers nothing for it.
  *
- * Preference: x86-64 sha-ni > avx2 > ssse3 > portable; AArch64 armv8 > portable.
+ * Preference: x86-64 sha-ni > avx2 > portable; AArch64 armv8 > portable.
  */
 #ifndef KD_KERNELS_H
 #define KD_KERNELS_H

@@ -56,7 +56,7 @@ typedef struct kd_hash_ctx {
 int kd_init(void);
 const char *kd_init_error(void);
 const char *kd_version(void);
-/* Active kernel name for an algorithm: "sha-ni", "armv8", "avx2", "ssse3",
+/* Active kernel name for an algorithm: "sha-ni", "armv8", "avx2" or
  * "portable". */
 const char *kd_kernel_name(int algorithm);
 /* 1 when the named kernel exists for the algorithm, runs on this CPU and
