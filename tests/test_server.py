@@ -402,6 +402,27 @@ def test_restart_between_puts_and_complete_loses_nothing(tmp_path: Path) -> None
             assert download(http, again, doc["fileId"]) == data
 
 
+def test_expire_uploads_forgets_unfinished_tasks_only(tmp_path: Path) -> None:
+    with LocalServer(min_part_size=64, data_dir=tmp_path) as server:
+        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+            data = data_of(PART + 1, seed=21)
+            parts = plan(data, PART)
+            finished = ok(api(http, server, "files/create", create_body(data, multiParts=parts)))
+            urls = urls_by_number(finished)
+            for n, body in ((1, data[:PART]), (2, data[PART:])):
+                assert put(http, urls[n], body).status_code == 200
+            ok(api(http, server, "files/complete", {"fileId": finished["fileId"]}))
+            other = data_of(PART + 1, seed=22)
+            open_doc = ok(api(http, server, "files/create", create_body(other, multiParts=parts)))
+            assert server.expire_uploads() == 1
+            r = put(http, urls_by_number(open_doc)[1], other[:PART])
+            assert r.status_code == 404
+            r = api(http, server, "files/complete", {"fileId": open_doc["fileId"]})
+            assert r.json()["code"] == 13000401
+            assert download(http, server, finished["fileId"]) == data
+            assert server.expire_uploads() == 0
+
+
 def test_unfinished_uploads_expire(tmp_path: Path) -> None:
     with LocalServer(min_part_size=64, data_dir=tmp_path, upload_expiry=0.5) as server:
         with httpx.Client(base_url=server.base_url, timeout=10) as http:

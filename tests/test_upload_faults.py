@@ -135,16 +135,25 @@ def test_urls_that_really_expire_in_the_queue_are_refreshed(client: Client, srv:
 
 def test_urls_near_expiry_are_refreshed_before_use(client: Client, srv: LocalServer,
                                                    tmp_path: Path) -> None:
+    """URLs that aged in the queue are refreshed *before* use, so no PUT is refused.
+
+    TTL 6 s gives a margin of min(300, 6 / 2) = 3 s.  The worker stalls 3.5 s on
+    part 1, so parts 2-4's URLs (issued with create) have < 2.5 s left and must be
+    refreshed; a refreshed URL has >= 5 s left, far more than one PUT needs."""
     path = make_file(tmp_path, 5 * PS, seed=6)
-    # margin = min(300, ttl / 2) = 3 s; each request takes >= 1.35 s, so later parts' URLs
-    # fall inside the margin and must be refreshed before use, with 1.65 s of slack against
-    # a refreshed URL expiring in flight on a slow machine
     srv.set_url_ttl(6)
-    srv.faults.latency(1.35)
+    stalled = threading.Event()
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "uploading" and event.delta > 0 and not stalled.is_set():
+            stalled.set()
+            time.sleep(3.5)
+
     cfg = _config(tmp_path, url_window=4, hash_window=5)
-    result = _upload(client, path, cfg, concurrency=1)
+    result = _upload(client, path, cfg, concurrency=1, progress=progress)
+    assert stalled.is_set()
     assert_uploaded(client, result, path)
-    assert result.url_refreshes >= 1
+    assert result.url_refreshes >= 3  # parts 2, 3 and 4
     assert sum(puts_for(srv, result.file_id).values()) == 5  # no PUT was refused
 
 
@@ -201,69 +210,68 @@ def test_part_failure_keeps_checkpoint_and_resume_skips_done_parts(
     assert store.load is not None
 
 
-def test_task_lost_mid_upload_starts_a_new_task(tmp_path: Path) -> None:
-    """The server forgets the task (expiry) mid-upload: a new task is created,
-    every context is reused (nothing re-hashed) and the upload completes."""
-    import logging
-
+def test_task_lost_mid_upload_starts_a_new_task(client: Client, srv: LocalServer,
+                                                tmp_path: Path) -> None:
+    """The server forgets the task mid-upload: a new task is created, every
+    context is reused (nothing re-hashed) and the upload completes."""
     path = make_file(tmp_path, 5 * PS, seed=9)
-    with LocalServer(min_part_size=64, fsync=False, upload_expiry=2.5) as server:
+    forgotten = threading.Event()
 
-        class ClearOnRestart(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:
-                if "starting a new one" in record.getMessage():
-                    server.faults.clear()
+    def progress(event: ProgressEvent) -> None:
+        if (event.phase == "uploading" and event.part_number == 3 and event.delta > 0
+                and not forgotten.is_set()):
+            forgotten.set()
+            assert srv.expire_uploads() == 1
 
-        handler = ClearOnRestart()
-        logger = logging.getLogger("koodrive_fast")
-        logger.addHandler(handler)
-        try:
-            server.faults.latency(0.8)  # 5 parts x 0.8 s outlive the 2.5 s task
-            with server.client() as c:
-                result = _upload(c, path, _config(tmp_path), concurrency=1)
-                assert_uploaded(c, result, path)
-        finally:
-            logger.removeHandler(handler)
-        assert server.stats.api_calls["create"] == 2
-        assert result.task_restarts == 1
-        assert result.bytes_hashed == 5 * PS
+    creates = srv.stats.api_calls.get("create", 0)
+    result = _upload(client, path, _config(tmp_path), concurrency=1, progress=progress)
+    assert forgotten.is_set()
+    assert_uploaded(client, result, path)
+    assert srv.stats.api_calls["create"] - creates == 2
+    assert result.task_restarts == 1
+    assert result.bytes_hashed == 5 * PS
 
 
-def test_task_lost_before_complete_starts_a_new_task(tmp_path: Path) -> None:
-    """The task expires between the last PUT and complete (13000401 at complete):
+def test_task_lost_before_complete_starts_a_new_task(client: Client, srv: LocalServer,
+                                                     tmp_path: Path) -> None:
+    """The task is lost between the last PUT and complete (13000401 at complete):
     a new task is created, every part is sent again with its kept context, and
     the upload completes without re-hashing."""
     path = make_file(tmp_path, 4 * PS + 9, seed=10)
-    with LocalServer(min_part_size=64, fsync=False, upload_expiry=3) as server:
-        stalled = threading.Event()
+    forgotten = threading.Event()
 
-        def progress(event: ProgressEvent) -> None:
-            if event.phase == "completing" and not stalled.is_set():
-                stalled.set()
-                time.sleep(3.5)  # the server forgets the task meanwhile
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "completing" and not forgotten.is_set():
+            forgotten.set()
+            assert srv.expire_uploads() == 1
 
-        with server.client() as c:
-            result = _upload(c, path, _config(tmp_path), concurrency=2, progress=progress)
-            assert_uploaded(c, result, path)
-        assert stalled.is_set()
-        assert server.stats.api_calls["create"] == 2
-        assert server.stats.api_calls["complete"] == 2
-        assert result.task_restarts == 1
-        assert result.bytes_hashed == path.stat().st_size
-        assert server.stats.total_puts_accepted == 2 * 5
+    calls = srv.stats.api_calls
+    accepted = srv.stats.total_puts_accepted
+    result = _upload(client, path, _config(tmp_path), concurrency=2, progress=progress)
+    assert forgotten.is_set()
+    assert_uploaded(client, result, path)
+    after = srv.stats.api_calls
+    assert after["create"] - calls.get("create", 0) == 2
+    assert after["complete"] - calls.get("complete", 0) == 2
+    assert result.task_restarts == 1
+    assert result.bytes_hashed == path.stat().st_size
+    assert srv.stats.total_puts_accepted - accepted == 2 * 5
 
 
-def test_task_lost_at_every_complete_gives_up(tmp_path: Path) -> None:
+def test_task_lost_at_every_complete_gives_up(client: Client, srv: LocalServer,
+                                              tmp_path: Path) -> None:
     """Bounded: after max_task_restarts new tasks the loss is raised, typed."""
     from koodrive_fast import UploadTaskMissingError
 
     path = make_file(tmp_path, 2 * PS, seed=11)
-    with LocalServer(min_part_size=64, fsync=False, upload_expiry=1) as server:
-        def progress(event: ProgressEvent) -> None:
-            if event.phase == "completing":
-                time.sleep(1.3)
 
-        with server.client() as c, pytest.raises(UploadTaskMissingError):
-            _upload(c, path, _config(tmp_path, max_task_restarts=1), progress=progress)
-        assert server.stats.api_calls["create"] == 2
-        assert server.stats.api_calls["complete"] == 2
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "completing":
+            srv.expire_uploads()
+
+    calls = srv.stats.api_calls
+    with pytest.raises(UploadTaskMissingError):
+        _upload(client, path, _config(tmp_path, max_task_restarts=1), progress=progress)
+    after = srv.stats.api_calls
+    assert after["create"] - calls.get("create", 0) == 2  # one new task, then it gives up
+    assert after["complete"] - calls.get("complete", 0) == 2

@@ -172,6 +172,11 @@ class LocalServer:
         if self._state is not None:
             self._state.url_ttl = seconds
 
+    def expire_uploads(self) -> int:
+        """Forget every unfinished upload now, as if it had expired (for tests of
+        lost tasks); returns how many were forgotten.  Completed files stay."""
+        return self._require_state().store.purge_expired(time.time() + 1)
+
     def client(self, **kwargs: Any) -> Any:
         """A :class:`koodrive_fast.Client` for this server (bearer token, lowered limits)."""
         from .._auth import BearerToken
