@@ -245,8 +245,10 @@ class _ServerProcess:
         self.base_url = ""
         self.user_id = ""
         self._argv = [
-            sys.executable, "-m", "koodrive_fast._cli", "serve", "--port", "0", "--token",
-            self.token, "--no-fsync", "--quiet", "--data-dir", str(data_dir),
+            # "--token=T": a generated token may start with "-", which argparse would
+            # otherwise take for an option
+            sys.executable, "-m", "koodrive_fast._cli", "serve", "--port", "0",
+            f"--token={self.token}", "--no-fsync", "--quiet", f"--data-dir={data_dir}",
         ]
         self._proc: Optional[subprocess.Popen[str]] = None
 
