@@ -34,7 +34,6 @@ from koodrive_fast._planner import PartPlan, plan_with_contexts
 from koodrive_fast._retry import RetryPolicy
 from koodrive_fast.server import LocalServer
 
-pytestmark = pytest.mark.timeout(120)
 
 APP_ID, APP_SECRET = "test-app", "test-app-secret"
 CONTAINER = "space-1"

@@ -33,7 +33,6 @@ from _server_helpers import (
 )
 from koodrive_fast.server import LocalServer, ServerConfig, proof_range
 
-pytestmark = pytest.mark.timeout(60)
 
 PART = 128
 

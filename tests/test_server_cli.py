@@ -10,9 +10,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
-
-pytestmark = pytest.mark.timeout(60)
 
 
 def test_serve_command_round_trip(tmp_path: Path) -> None:

@@ -29,7 +29,6 @@ from koodrive_fast._hashing import HashState
 from koodrive_fast._sigv4 import presign_url
 from koodrive_fast.server import LocalServer
 
-pytestmark = pytest.mark.timeout(60)
 
 PART = 128
 
