@@ -13,9 +13,8 @@
 
 #include <immintrin.h>
 
+#include "kd_avx2_pairs.h"
 #include "kd_cpu_x86.h"
-
-#define KD_AVX2_TARGET __attribute__((target("avx2,bmi,bmi2")))
 
 
 #define VROTR(x, n) _mm256_or_si256(_mm256_srli_epi32(x, n), _mm256_slli_epi32(x, 32 - (n)))
@@ -205,26 +204,10 @@ KD_AVX2_TARGET static inline __attribute__((always_inline)) void rounds_and_sche
     state[7] += h;
 }
 
-/* Pairs of blocks: while the first block of a pair runs its rounds, the
- * next pair is scheduled (for the last pair, a harmless repeat of valid
- * input); the second block runs plain rounds. */
 KD_AVX2_TARGET
-void kd_sha256_blocks_avx2(uint32_t *state, const uint8_t *p, size_t nblocks) {
-    uint32_t wk[2][128] __attribute__((aligned(32)));
-    if (nblocks == 0) return;
-    int cur = 0;
-    schedule2(wk[0], p, nblocks >= 2 ? p + 64 : p);
-    while (nblocks >= 2) {
-        const uint8_t *np = nblocks >= 3 ? p + 128 : p;
-        const uint8_t *nq = nblocks >= 4 ? p + 192 : np;
-        rounds_and_schedule(state, wk[cur], wk[cur ^ 1], np, nq);
-        rounds(state, wk[cur] + 64);
-        cur ^= 1;
-        p += 128;
-        nblocks -= 2;
-    }
-    if (nblocks) rounds(state, wk[cur]);
-    _mm256_zeroupper();
+void kd_sha256_blocks_avx2(uint32_t *state, const uint8_t *data, size_t nblocks) {
+    /* first block's W + K in words 0..63 of a table, the second's in 64..127 */
+    KD_AVX2_BLOCK_PAIRS(state, data, nblocks, 128, 64, schedule2, rounds_and_schedule, rounds);
 }
 
 int kd_cpu_avx2(void) { return kd_x86_has_avx2_bmi2(); }

@@ -27,7 +27,7 @@
 
 #include <immintrin.h>
 
-#define KD_AVX2_TARGET __attribute__((target("avx2,bmi,bmi2")))
+#include "kd_avx2_pairs.h"
 
 #define VROL(x, n) _mm256_or_si256(_mm256_slli_epi32(x, n), _mm256_srli_epi32(x, 32 - (n)))
 
@@ -243,26 +243,10 @@ KD_AVX2_TARGET static inline __attribute__((always_inline)) void schedule(uint32
     S9;
 }
 
-/* Pairs of blocks: while the first block of a pair runs its rounds, the
- * next pair is scheduled (for the last pair, a harmless repeat of valid
- * input); the second block runs plain rounds. */
 KD_AVX2_TARGET
 void kd_sha1_blocks_avx2(uint32_t *state, const uint8_t *data, size_t nblocks) {
-    uint32_t wk[2][160] __attribute__((aligned(32)));
-    if (nblocks == 0) return;
-    int cur = 0;
-    schedule(wk[0], data, nblocks >= 2 ? data + 64 : data);
-    while (nblocks >= 2) {
-        const uint8_t *np = nblocks >= 3 ? data + 128 : data;
-        const uint8_t *nq = nblocks >= 4 ? data + 192 : np;
-        rounds_and_schedule(state, wk[cur], wk[cur ^ 1], np, nq);
-        rounds(state, wk[cur] + 4);
-        cur ^= 1;
-        data += 128;
-        nblocks -= 2;
-    }
-    if (nblocks) rounds(state, wk[cur]);
-    _mm256_zeroupper();
+    /* the blocks' W + K interleaved by step: the second block's start at word 4 */
+    KD_AVX2_BLOCK_PAIRS(state, data, nblocks, 160, 4, schedule, rounds_and_schedule, rounds);
 }
 
 #else
