@@ -242,6 +242,7 @@ class _ServerProcess:
         import secrets
 
         self.token = secrets.token_urlsafe(24)
+        self._data_dir = data_dir
         self.base_url = ""
         self.user_id = ""
         self._argv = [
@@ -256,8 +257,13 @@ class _ServerProcess:
         import re
         import threading
 
+        # "python -m" puts the working directory first on sys.path: run the child in
+        # its own data directory so that a koodrive_fast source tree in the caller's
+        # directory (uncompiled after "pip install .") cannot shadow the installed one
+        self._data_dir.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
-            self._argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            self._argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=self._data_dir,
         )
         self._proc = proc
         assert proc.stdout is not None

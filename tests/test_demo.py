@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from koodrive_fast._cli import main
@@ -38,3 +39,19 @@ def test_demo_server_starts_with_a_token_that_looks_like_an_option(
             with pytest.raises(ApiError) as caught:  # unknown file, but authenticated
                 client.file_detail("F" + "x" * 32)
             assert not isinstance(caught.value, AuthenticationError)
+
+
+def test_demo_server_ignores_a_source_tree_in_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After ``pip install .`` in a checkout, ``./koodrive_fast`` has no compiled core; the
+    child server must import the installed package, not the tree it was started from."""
+    from koodrive_fast._cmd_upload import _ServerProcess
+
+    decoy = tmp_path / "checkout" / "koodrive_fast"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text('raise ImportError("decoy source tree imported")\n')
+    monkeypatch.chdir(decoy.parent)
+    with _ServerProcess(tmp_path / "server") as srv:
+        response = httpx.get(srv.base_url + "/", timeout=10)
+        assert response.status_code < 500
