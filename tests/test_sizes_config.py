@@ -114,6 +114,7 @@ def test_default_part_size_with_test_limits() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # above the mypy child's own 600 s bound, which then reports
 def test_package_type_checks_with_mypy_strict() -> None:
     """The typed public surface is checked like code (mypy --strict over the package)."""
     pytest.importorskip("mypy")

@@ -51,6 +51,7 @@ def srv() -> Iterator[LocalServer]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # above the child's own 600 s bound, which then reports
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_peak_rss_bounded_for_large_parts(srv: LocalServer, tmp_path: Path) -> None:
     path = sparse_file(tmp_path / "sparse.bin", 1 << 30)
