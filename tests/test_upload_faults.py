@@ -111,23 +111,24 @@ def test_each_expired_403_fetches_a_fresh_url(client: Client, srv: LocalServer,
 
 def test_urls_that_really_expire_in_the_queue_are_refreshed(client: Client, srv: LocalServer,
                                                             tmp_path: Path) -> None:
-    """URLs queued behind a stalled worker really expire (TTL 2 s, a 3.2 s stall);
+    """URLs queued behind a stalled worker really expire (TTL 3 s, a 4.5 s stall);
     the server refuses them and each part is sent again on a fresh URL."""
     path = make_file(tmp_path, 5 * PS, seed=55)
-    srv.set_url_ttl(2)
+    srv.set_url_ttl(3)
     stalled = threading.Event()
 
     def progress(event: ProgressEvent) -> None:
         # runs on the worker thread: stalling here holds the only worker
         if event.phase == "uploading" and event.delta > 0 and not stalled.is_set():
             stalled.set()
-            time.sleep(3.2)
+            time.sleep(4.5)
 
     # URLs for parts 1-4 come with create; after the stall they are all past expiry,
-    # and a refreshed URL has >= 1 s left (X-Amz-Date is whole seconds)
+    # and a refreshed URL has >= 2 s left (X-Amz-Date is whole seconds)
     cfg = _config(tmp_path, url_refresh_margin=0, url_window=4, hash_window=5)
     result = _upload(client, path, cfg, concurrency=1, progress=progress)
     assert stalled.is_set()
+    srv.set_url_ttl(3600)  # the download URLs that verify the file must outlive a slow VM
     assert_uploaded(client, result, path)
     assert result.url_refreshes >= 1
     assert sum(puts_for(srv, result.file_id).values()) == 5 + result.url_refreshes
@@ -152,6 +153,7 @@ def test_urls_near_expiry_are_refreshed_before_use(client: Client, srv: LocalSer
     cfg = _config(tmp_path, url_window=4, hash_window=5)
     result = _upload(client, path, cfg, concurrency=1, progress=progress)
     assert stalled.is_set()
+    srv.set_url_ttl(3600)  # the download URLs that verify the file must outlive a slow VM
     assert_uploaded(client, result, path)
     assert result.url_refreshes >= 3  # parts 2, 3 and 4
     assert sum(puts_for(srv, result.file_id).values()) == 5  # no PUT was refused
