@@ -56,7 +56,9 @@ def _read_checkpoint(cp_dir: Path) -> dict | None:  # type: ignore[type-arg]
 def test_sigkill_mid_upload_then_resume(srv: LocalServer, tmp_path: Path) -> None:
     path = make_file(tmp_path, PARTS * PS - 17, seed=2024)
     cp_dir = tmp_path / "cp"
-    srv.faults.latency(0.1)
+    # 0.25 s per request: after 4 parts the child still needs >= 2.5 s, so a parent
+    # descheduled on a throttled VM still catches it mid-upload
+    srv.faults.latency(0.25)
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, srv.base_url, srv.token, srv.user_id, str(path), str(cp_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
