@@ -300,11 +300,14 @@ def test_scan_runs_without_the_gil(big_file: tuple[Path, bytes]) -> None:
     with open(path, "rb") as f:
         thread, result = run_in_thread(lambda: lib.kd_scan_fd(scan.raw, f.fileno(), 0, len(data)))
         wait_for(lambda: scan.progress()[0] == 1 << 20)
-        deadline = time.monotonic() + 0.05
-        while time.monotonic() < deadline:
+        # a fixed amount of Python work (not a time slice: a throttled VM may not
+        # schedule this thread for 50 ms) while the scan thread sits inside C
+        deadline = time.monotonic() + 20
+        while ticks < 100_000 and time.monotonic() < deadline:
             ticks += 1
+        assert thread.is_alive() and scan.progress()[0] == 1 << 20
         lib.kd_scan_allow(scan.raw, 0)
         thread.join(20)
-    assert ticks > 1000
+    assert ticks == 100_000
     assert result == [lib.KD_OK]
     check_scan(scan, data, 0, len(data))
