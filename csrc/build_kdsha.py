@@ -27,10 +27,10 @@ def _read(path: str) -> str:
 
 
 def _package_version() -> str:
-    text = _read(os.path.join(ROOT, "koodrive_fast", "_version.py"))
+    text = _read(os.path.join(ROOT, "src", "koodrive_fast", "_version.py"))
     match = re.search(r'^__version__ = "([^"]+)"', text, re.M)
     if not match:
-        raise RuntimeError("cannot find __version__ in koodrive_fast/_version.py")
+        raise RuntimeError("cannot find __version__ in src/koodrive_fast/_version.py")
     return match.group(1)
 
 

@@ -26,7 +26,7 @@ from _server_helpers import (
     words_at,
 )
 from koodrive_fast._hashing import HashState
-from koodrive_fast._sigv4 import presign_url
+from koodrive_fast.server._sigv4 import presign_url
 from koodrive_fast.server import LocalServer
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from koodrive_fast._sigv4 import (
+from koodrive_fast.server._sigv4 import (
     MalformedPresign,
     PresignExpired,
     SignatureMismatch,

@@ -119,7 +119,7 @@ def test_package_type_checks_with_mypy_strict() -> None:
     """The typed public surface is checked like code (mypy --strict over the package)."""
     pytest.importorskip("mypy")
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "koodrive_fast"],
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "src/koodrive_fast"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import _sigv4
+from . import _sigv4
 from .._config import Limits
 from ._ctx import SHA1_IV, SHA256_IV, CtxError, Hasher, IterationCtx, decode_ctx, encode_ctx
 from ._faults import Faults, Stats
