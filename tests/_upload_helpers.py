@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from koodrive_fast import RetryPolicy, UploadOptions
 from koodrive_fast._client import Client
+from koodrive_fast._upload import upload_file
 from koodrive_fast.server import LocalServer
 
 CONTAINER = "space-1"
@@ -55,7 +58,34 @@ def sparse_file(path: Path, size: int) -> Path:
     return path
 
 
-__all__ = ["CONTAINER", "make_file", "download", "assert_uploaded", "puts_for", "sparse_file", "os"]
+_OPTION_FIELDS = {f.name for f in dataclasses.fields(UploadOptions)}
+_RETRY_KEYS = {
+    "max_attempts": "max_attempts",
+    "max_retry_seconds": "max_elapsed",
+    "backoff_base": "backoff_base",
+    "backoff_max": "backoff_max",
+}
+
+
+def options(**kw: Any) -> UploadOptions:
+    """UploadOptions, with the retry knobs given flat (as a RetryPolicy for the PUTs)."""
+    retry = {_RETRY_KEYS[k]: kw.pop(k) for k in list(kw) if k in _RETRY_KEYS}
+    if retry:
+        retry.setdefault("max_elapsed", 600.0)
+        kw["retry"] = RetryPolicy(**retry)
+    return UploadOptions(**kw)
+
+
+def upload(client: Any, path: Any, *, config: Any = None, **kw: Any) -> Any:
+    """``upload_file`` with option fields given as keywords on top of ``config``."""
+    changes = {k: kw.pop(k) for k in list(kw) if k in _OPTION_FIELDS}
+    if "options" in kw:  # passed through as given (tests of its validation)
+        return upload_file(client, path, **kw)
+    opts = (config if config is not None else UploadOptions()).replace(**changes)
+    return upload_file(client, path, options=opts, **kw)
+
+
+__all__ = ["options", "upload", "CONTAINER", "make_file", "download", "assert_uploaded", "puts_for", "sparse_file", "os"]
 
 
 # Fixtures shared by the upload test modules (imported there by name): one

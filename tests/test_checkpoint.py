@@ -18,7 +18,8 @@ from koodrive_fast._checkpoint import (
 )
 
 KEY = CheckpointKey(endpoint="http://127.0.0.1:1", user_id="u1", path="/data/big.bin",
-                    size=10 * 1024 + 5, mtime_ns=123456789, part_size=1024)
+                    size=10 * 1024 + 5, mtime_ns=123456789, ctime_ns=123456790, inode=42,
+                    device=7, part_size=1024)
 WORDS = tuple(range(1, 9))
 
 
@@ -71,7 +72,8 @@ def test_file_name_depends_on_endpoint_user_and_path_only(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "field, value",
-    [("size", KEY.size + 1), ("mtime_ns", KEY.mtime_ns + 1), ("part_size", 2048),
+    [("size", KEY.size + 1), ("mtime_ns", KEY.mtime_ns + 1), ("ctime_ns", KEY.ctime_ns + 1),
+     ("inode", KEY.inode + 1), ("device", KEY.device + 1), ("part_size", 2048),
      ("algorithm", "sha1")],
 )
 def test_stale_checkpoint_ignored_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture,

@@ -19,13 +19,13 @@ from koodrive_fast import (
     FileChangedError,
     IntegrityError,
     ProgressEvent,
-    UploadConfig,
+    UploadOptions,
     ValidationError,
 )
 from koodrive_fast._auth import BearerToken
 from koodrive_fast._checkpoint import Checkpoint, CheckpointKey, CheckpointStore
 from koodrive_fast._client import AsyncClient, Client
-from koodrive_fast._upload import upload_file
+from _upload_helpers import options, upload as upload_file
 from koodrive_fast.server import LocalServer
 
 from _upload_helpers import CONTAINER, assert_uploaded, make_file, puts_for
@@ -35,14 +35,14 @@ PS = 1024  # part size used throughout: 16 blocks of 64 bytes
 
 
 @pytest.fixture()
-def config(tmp_path: Path) -> UploadConfig:
-    return UploadConfig(
+def config(tmp_path: Path) -> UploadOptions:
+    return options(
         checkpoint_dir=tmp_path / "checkpoints", backoff_base=0.01, backoff_max=0.5,
         checkpoint_interval=0,
     )
 
 
-def _upload(client: Client, path: Path, config: UploadConfig, **kw: Any) -> Any:
+def _upload(client: Client, path: Path, config: UploadOptions, **kw: Any) -> Any:
     kw.setdefault("part_size", PS)
     kw.setdefault("rapid", False)
     return upload_file(client, path, container_id=CONTAINER, config=config, **kw)
@@ -51,7 +51,7 @@ def _upload(client: Client, path: Path, config: UploadConfig, **kw: Any) -> Any:
 @pytest.mark.parametrize(
     "size", [0, 1, 63, 64, 65, PS - 1, PS, PS + 1, 5 * PS + 100], ids=lambda s: f"size{s}"
 )
-def test_sizes_round_trip(client: Client, srv: LocalServer, config: UploadConfig,
+def test_sizes_round_trip(client: Client, srv: LocalServer, config: UploadOptions,
                           tmp_path: Path, size: int) -> None:
     path = make_file(tmp_path, size, seed=size)
     result = _upload(client, path, config, concurrency=3)
@@ -69,7 +69,7 @@ def test_sizes_round_trip(client: Client, srv: LocalServer, config: UploadConfig
 
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_concurrency_and_out_of_order_completion(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path, concurrency: int
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path, concurrency: int
 ) -> None:
     path = make_file(tmp_path, 12 * PS + 5, seed=concurrency)
     finished: list[int] = []
@@ -93,7 +93,7 @@ def test_concurrency_and_out_of_order_completion(
 
 
 def test_progress_deltas_sum_to_size_and_phases_in_order(
-    client: Client, config: UploadConfig, tmp_path: Path
+    client: Client, config: UploadOptions, tmp_path: Path
 ) -> None:
     path = make_file(tmp_path, 7 * PS + 3)
     events: list[ProgressEvent] = []
@@ -108,7 +108,7 @@ def test_progress_deltas_sum_to_size_and_phases_in_order(
 
 
 def test_progress_callback_that_raises_does_not_break_upload(
-    client: Client, config: UploadConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    client: Client, config: UploadOptions, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = make_file(tmp_path, 3 * PS)
     calls = []
@@ -125,7 +125,7 @@ def test_progress_callback_that_raises_does_not_break_upload(
 
 
 def test_flash_upload_hit_sends_no_part(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     path = make_file(tmp_path, 4 * PS + 7, seed=99)
     first = _upload(client, path, config)
@@ -144,7 +144,7 @@ def test_flash_upload_hit_sends_no_part(
 
 
 def test_flash_upload_miss_then_uploads(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     path = make_file(tmp_path, 3 * PS, seed=1234)
     result = _upload(client, path, config, rapid=True)
@@ -154,7 +154,7 @@ def test_flash_upload_miss_then_uploads(
 
 
 def test_rapid_auto_small_file_hits(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     path = make_file(tmp_path, PS + 10, seed=4321)
     _upload(client, path, config)
@@ -163,12 +163,12 @@ def test_rapid_auto_small_file_hits(
 
 
 def test_rapid_false_never_waits_for_whole_hash(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     """With rapid=False the first part is PUT before hashing ends."""
     path = make_file(tmp_path, 6 * PS, seed=5)
     # a window of 1 part keeps the scan just ahead of the uploads
-    cfg = UploadConfig(checkpoint_dir=config.checkpoint_dir, hash_window=1, scan_read_size=4096)
+    cfg = options(checkpoint_dir=config.checkpoint_dir, hash_window=1, scan_read_size=4096)
     order: list[tuple[str, int]] = []
     hashed = 0
 
@@ -193,7 +193,7 @@ def test_rapid_false_never_waits_for_whole_hash(
         ({"concurrency": True}, "concurrency"),
         ({"rapid": "sometimes"}, "rapid"),
         ({"container_id": None}, "container_id"),
-        ({"config": {"read_size": 1}}, "config"),
+        ({"options": {"read_size": 1}}, "options"),
         ({"progress": 42}, "progress"),
     ],
 )
@@ -232,16 +232,17 @@ def test_too_many_parts_rejected(client: Client, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "field, value",
     [("read_size", 0), ("max_attempts", -1), ("backoff_base", -1.0), ("timeout", 0),
-     ("url_window", 0), ("checkpoint_interval", "1"), ("verify", "yes")],
+     ("url_window", 0), ("checkpoint_interval", "1"), ("rapid", "yes"), ("concurrency", 0),
+     ("auto_rename", 1)],
 )
 def test_upload_config_validated_at_construction(field: str, value: Any) -> None:
     with pytest.raises(ValidationError, match=field):
-        UploadConfig(**{field: value})
+        options(**{field: value})
 
 
 def test_upload_config_memory_ceiling_formula() -> None:
-    cfg = UploadConfig(read_size=1 << 20, scan_read_size=4 << 20)
-    assert cfg.memory_ceiling(8, parts=100) == 2 * 8 * (1 << 20) + 3 * (4 << 20) + 64 * 100
+    cfg = options(read_size=1 << 20, scan_read_size=4 << 20, concurrency=8)
+    assert cfg.memory_ceiling(parts=100) == 2 * 8 * (1 << 20) + 3 * (4 << 20) + 64 * 100
     with pytest.raises(dataclasses_FrozenError()):
         cfg.read_size = 5  # type: ignore[misc]
 
@@ -253,7 +254,7 @@ def dataclasses_FrozenError() -> type[Exception]:
 
 
 def test_wrong_token_is_fatal_authentication_error(
-    srv: LocalServer, config: UploadConfig, tmp_path: Path
+    srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     path = make_file(tmp_path, 2 * PS)
     with Client(srv.base_url, BearerToken("not-the-token", srv.user_id), limits=srv.limits) as bad:
@@ -262,7 +263,7 @@ def test_wrong_token_is_fatal_authentication_error(
 
 
 def test_file_changed_mid_upload_is_caught_before_complete(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     path = make_file(tmp_path, 10 * PS)
     touched = threading.Event()
@@ -282,7 +283,7 @@ def test_file_changed_mid_upload_is_caught_before_complete(
 
 
 def test_file_shrunk_mid_upload_is_caught(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     path = make_file(tmp_path, 10 * PS)
     done = threading.Event()
@@ -298,10 +299,11 @@ def test_file_shrunk_mid_upload_is_caught(
 
 
 def _checkpoint_key(client: Client, path: Path, part_size: int = PS) -> CheckpointKey:
-    st = path.stat()
-    return CheckpointKey(
-        endpoint=client.endpoint, user_id=client.credentials.user_id, path=str(path.resolve()),
-        size=st.st_size, mtime_ns=st.st_mtime_ns, part_size=part_size,
+    from koodrive_fast import FileIdentity
+
+    return CheckpointKey.for_file(
+        client.endpoint, client.credentials.user_id, str(path.resolve()),
+        FileIdentity.of(path.stat()), part_size,
     )
 
 
@@ -314,7 +316,7 @@ def _contexts(path: Path, part_size: int = PS) -> tuple[dict[int, tuple[int, ...
 
 
 def test_integrity_error_at_complete(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     """A checkpoint with a wrong (well-formed) digest: complete answers 13000402."""
     path = make_file(tmp_path, 4 * PS, seed=77)
@@ -328,7 +330,7 @@ def test_integrity_error_at_complete(
 
 
 def test_checkpoint_contexts_skip_hashing(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     """Upload-only: every context and the digest known -> nothing is hashed."""
     path = make_file(tmp_path, 6 * PS, seed=78)
@@ -342,7 +344,7 @@ def test_checkpoint_contexts_skip_hashing(
 
 
 def test_unknown_task_in_checkpoint_starts_new_task(
-    client: Client, srv: LocalServer, config: UploadConfig, tmp_path: Path
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
 ) -> None:
     path = make_file(tmp_path, 5 * PS, seed=79)
     contexts, _ = _contexts(path)
@@ -359,7 +361,7 @@ def test_unknown_task_in_checkpoint_starts_new_task(
 
 
 def test_corrupt_checkpoint_is_ignored_with_warning(
-    client: Client, config: UploadConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    client: Client, config: UploadOptions, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = make_file(tmp_path, 3 * PS, seed=80)
     store = CheckpointStore(config.checkpoint_dir)
@@ -373,7 +375,7 @@ def test_corrupt_checkpoint_is_ignored_with_warning(
     assert_uploaded(client, result, path)
 
 
-def test_async_client_upload(srv: LocalServer, config: UploadConfig, tmp_path: Path) -> None:
+def test_async_client_upload(srv: LocalServer, config: UploadOptions, tmp_path: Path) -> None:
     import asyncio
 
     path = make_file(tmp_path, 4 * PS + 1, seed=81)
@@ -381,8 +383,8 @@ def test_async_client_upload(srv: LocalServer, config: UploadConfig, tmp_path: P
     async def main() -> Any:
         async with AsyncClient(srv.base_url, BearerToken(srv.token, srv.user_id),
                                limits=srv.limits) as aclient:
-            return await aclient.upload(path, container_id=CONTAINER, part_size=PS,
-                                        rapid=False, config=config)
+            return await aclient.upload(path, container_id=CONTAINER,
+                                        options=config.replace(part_size=PS, rapid=False))
 
     result = asyncio.run(main())
     with srv.client() as c:
@@ -401,9 +403,9 @@ def test_async_validation_error_raised_in_caller(srv: LocalServer, tmp_path: Pat
         asyncio.run(main())
 
 
-def test_client_upload_method_delegates(client: Client, config: UploadConfig, tmp_path: Path) -> None:
+def test_client_upload_method_delegates(client: Client, config: UploadOptions, tmp_path: Path) -> None:
     path = make_file(tmp_path, 2 * PS + 9, seed=82)
-    result = client.upload(path, container_id=CONTAINER, part_size=PS, rapid=False, config=config)
+    result = client.upload(path, container_id=CONTAINER, options=config.replace(part_size=PS, rapid=False))
     assert_uploaded(client, result, path)
     assert json.dumps(result.sha256)  # plain str
     assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()

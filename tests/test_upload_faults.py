@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from koodrive_fast import PartUploadError, ProgressEvent, UploadConfig
+from koodrive_fast import PartUploadError, ProgressEvent, UploadOptions
 from koodrive_fast._checkpoint import CheckpointStore
 from koodrive_fast._client import Client
-from koodrive_fast._upload import upload_file
+from _upload_helpers import options, upload as upload_file
 from koodrive_fast.server import LocalServer
 
 from _upload_helpers import CONTAINER, assert_uploaded, make_file, puts_for
@@ -21,14 +21,14 @@ from _upload_helpers import client, server, srv  # noqa: F401 (fixtures)
 PS = 1024
 
 
-def _config(tmp_path: Path, **kw: Any) -> UploadConfig:
+def _config(tmp_path: Path, **kw: Any) -> UploadOptions:
     kw.setdefault("backoff_base", 0.01)
     kw.setdefault("backoff_max", 0.5)
     kw.setdefault("checkpoint_interval", 0)
-    return UploadConfig(checkpoint_dir=tmp_path / "cp", **kw)
+    return options(checkpoint_dir=tmp_path / "cp", **kw)
 
 
-def _upload(client: Client, path: Path, config: UploadConfig, **kw: Any) -> Any:
+def _upload(client: Client, path: Path, config: UploadOptions, **kw: Any) -> Any:
     kw.setdefault("part_size", PS)
     kw.setdefault("rapid", False)
     kw.setdefault("concurrency", 4)

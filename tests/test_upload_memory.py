@@ -13,7 +13,7 @@ import pytest
 
 from koodrive_fast.server import LocalServer
 
-from _upload_helpers import CONTAINER, sparse_file
+from _upload_helpers import options, CONTAINER, sparse_file
 
 MiB = 1 << 20
 
@@ -29,15 +29,15 @@ def high_water_kib():
                 return int(line.split()[1])
     raise RuntimeError("no VmHWM in /proc/self/status")
 
-from koodrive_fast import Limits, UploadConfig
+from koodrive_fast import Limits, UploadOptions
 from koodrive_fast._auth import BearerToken
 from koodrive_fast._client import Client
-from koodrive_fast._upload import upload_file
+from _upload_helpers import upload as upload_file
 base_url, token, user_id, path, cp_dir = sys.argv[1:6]
 with Client(base_url, BearerToken(token, user_id), limits=Limits()) as client:
     before = high_water_kib()
     result = upload_file(client, path, container_id=%r, part_size=64 << 20, concurrency=8,
-                         rapid=False, config=UploadConfig(checkpoint_dir=cp_dir))
+                         rapid=False, config=options(checkpoint_dir=cp_dir))
 peak = high_water_kib()
 print(json.dumps({"before_kib": before, "peak_kib": peak, "parts": result.parts,
                   "sha256": result.sha256}))
@@ -68,6 +68,6 @@ def test_peak_rss_bounded_for_large_parts(srv: LocalServer, tmp_path: Path) -> N
     peak_mib = report["peak_kib"] / 1024
     growth_mib = (report["peak_kib"] - report["before_kib"]) / 1024
     assert peak_mib <= 150, report
-    # the engine's own buffers: UploadConfig.memory_ceiling(8) ≈ 28 MiB; allow slack
+    # the engine's own buffers: UploadOptions.memory_ceiling(8) ≈ 28 MiB; allow slack
     # for thread stacks, httpx and the allocator
     assert growth_mib <= 80, report

@@ -14,8 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from koodrive_fast import UploadConfig
-from koodrive_fast._upload import upload_file
+from koodrive_fast import UploadOptions
+from _upload_helpers import options, upload as upload_file
 from koodrive_fast.server import LocalServer
 
 from _upload_helpers import CONTAINER, assert_uploaded, make_file, puts_for
@@ -25,14 +25,14 @@ PARTS = 24
 
 _CHILD = r"""
 import sys
-from koodrive_fast import Limits, UploadConfig
+from koodrive_fast import Limits, UploadOptions
 from koodrive_fast._auth import BearerToken
 from koodrive_fast._client import Client
-from koodrive_fast._upload import upload_file
 base_url, token, user_id, path, cp_dir = sys.argv[1:6]
 with Client(base_url, BearerToken(token, user_id), limits=Limits(min_part_size=64)) as client:
-    upload_file(client, path, container_id=%r, part_size=%d, concurrency=2, rapid=False,
-                config=UploadConfig(checkpoint_dir=cp_dir, checkpoint_interval=0, hash_window=4))
+    client.upload(path, container_id=%r, options=UploadOptions(
+        part_size=%d, concurrency=2, rapid=False, checkpoint_dir=cp_dir,
+        checkpoint_interval=0, hash_window=4))
 print("finished")
 """ % (CONTAINER, PS)
 
@@ -90,7 +90,7 @@ def test_sigkill_mid_upload_then_resume(srv: LocalServer, tmp_path: Path) -> Non
 
     result = upload_file(
         srv.client(), path, container_id=CONTAINER, part_size=PS, concurrency=4, rapid=False,
-        config=UploadConfig(checkpoint_dir=cp_dir, checkpoint_interval=0),
+        config=options(checkpoint_dir=cp_dir, checkpoint_interval=0),
     )
     assert result.resumed
     assert result.file_id == saved["fileId"]
@@ -109,7 +109,7 @@ def test_sigkill_mid_upload_then_resume(srv: LocalServer, tmp_path: Path) -> Non
 def test_resume_false_ignores_checkpoint(srv: LocalServer, tmp_path: Path) -> None:
     path = make_file(tmp_path, 6 * PS, seed=2025)
     cp_dir = tmp_path / "cp"
-    cfg = UploadConfig(checkpoint_dir=cp_dir, checkpoint_interval=0, max_attempts=1)
+    cfg = options(checkpoint_dir=cp_dir, checkpoint_interval=0, max_attempts=1)
     srv.faults.fail_puts(1000)
     with srv.client() as client:
         with pytest.raises(Exception):
@@ -128,7 +128,7 @@ def test_file_modified_between_runs_makes_checkpoint_stale(
 ) -> None:
     path = make_file(tmp_path, 6 * PS, seed=2026)
     cp_dir = tmp_path / "cp"
-    cfg = UploadConfig(checkpoint_dir=cp_dir, checkpoint_interval=0, max_attempts=1)
+    cfg = options(checkpoint_dir=cp_dir, checkpoint_interval=0, max_attempts=1)
     srv.faults.fail_puts(1000)
     with srv.client() as client:
         with pytest.raises(Exception):

@@ -18,9 +18,9 @@ from koodrive_fast._transfer import (
     PutRetryable,
     PutUrlRejected,
     ShortRead,
-    parse_retry_after,
     url_expiry,
 )
+from koodrive_fast._retry import parse_retry_after
 
 URL = ("http://storage.test/b/F1?partNumber=2&X-Amz-Date=20260101T000000Z&X-Amz-Expires=3600"
        "&X-Amz-Credential=AK%2Fscope&X-Amz-Signature=deadbeef")
@@ -49,8 +49,8 @@ def test_request_has_exact_content_length_and_is_not_chunked(tmp_path: Path) -> 
         seen.update(headers=dict(request.headers), body=body, method=request.method)
         return httpx.Response(200)
 
-    with PartTransport(concurrency=2, read_size=1000, timeout=5,
-                       transport=httpx.MockTransport(handler)) as transport:
+    with httpx.Client(transport=httpx.MockTransport(handler)) as _http:
+        transport = PartTransport(_http, read_size=1000, timeout=5)
         sent = _put(transport, fd, 1234, 4567)
     headers = seen["headers"]
     assert isinstance(headers, dict)
@@ -70,8 +70,8 @@ def test_empty_part(tmp_path: Path) -> None:
         seen["cl"] = request.headers.get("content-length")
         return httpx.Response(200)
 
-    with PartTransport(concurrency=1, read_size=64, timeout=5,
-                       transport=httpx.MockTransport(handler)) as transport:
+    with httpx.Client(transport=httpx.MockTransport(handler)) as _http:
+        transport = PartTransport(_http, read_size=64, timeout=5)
         assert _put(transport, fd, 0, 0) == []
     assert seen["cl"] == "0"
     os.close(fd)
@@ -93,10 +93,10 @@ def test_empty_part(tmp_path: Path) -> None:
 def test_status_classification(tmp_path: Path, status: int, body: str,
                                headers: dict[str, str], error: type[Exception]) -> None:
     fd = _file(tmp_path, 100)
-    transport = PartTransport(
-        concurrency=1, read_size=64, timeout=5,
-        transport=httpx.MockTransport(lambda r: httpx.Response(status, text=body, headers=headers)),
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(status, text=body, headers=headers))
     )
+    transport = PartTransport(http, read_size=64, timeout=5)
     with pytest.raises(error) as info:
         _put(transport, fd, 0, 100)
     message = str(info.value)
@@ -107,7 +107,7 @@ def test_status_classification(tmp_path: Path, status: int, body: str,
     if "Retry-After" in headers:
         assert isinstance(info.value, PutRetryable)
         assert info.value.retry_after == float(headers["Retry-After"])
-    transport.close()
+    http.close()
     os.close(fd)
 
 
@@ -117,8 +117,8 @@ def test_connection_error_is_retryable(tmp_path: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    with PartTransport(concurrency=1, read_size=64, timeout=5,
-                       transport=httpx.MockTransport(handler)) as transport:
+    with httpx.Client(transport=httpx.MockTransport(handler)) as _http:
+        transport = PartTransport(_http, read_size=64, timeout=5)
         with pytest.raises(PutRetryable):
             _put(transport, fd, 0, 100)
     os.close(fd)
@@ -131,8 +131,8 @@ def test_short_read_when_file_shrank(tmp_path: Path) -> None:
         b"".join(request.stream)  # type: ignore[union-attr]
         return httpx.Response(200)
 
-    with PartTransport(concurrency=1, read_size=64, timeout=5,
-                       transport=httpx.MockTransport(handler)) as transport:
+    with httpx.Client(transport=httpx.MockTransport(handler)) as _http:
+        transport = PartTransport(_http, read_size=64, timeout=5)
         with pytest.raises(ShortRead):
             _put(transport, fd, 50, 100)
     os.close(fd)
@@ -147,8 +147,8 @@ def test_stop_event_cancels_body(tmp_path: Path) -> None:
         b"".join(request.stream)  # type: ignore[union-attr]
         return httpx.Response(200)
 
-    with PartTransport(concurrency=1, read_size=64, timeout=5,
-                       transport=httpx.MockTransport(handler)) as transport:
+    with httpx.Client(transport=httpx.MockTransport(handler)) as _http:
+        transport = PartTransport(_http, read_size=64, timeout=5)
         with pytest.raises(PutCancelled):
             _put(transport, fd, 0, 1000, stop=stop)
     os.close(fd)
@@ -174,11 +174,27 @@ def test_httpx_request_log_lines_are_redacted(tmp_path: Path,
     import logging
 
     fd = _file(tmp_path, 100)
-    with PartTransport(concurrency=1, read_size=64, timeout=5,
-                       transport=httpx.MockTransport(lambda r: httpx.Response(200))) as transport:
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as http:
+        transport = PartTransport(http, read_size=64, timeout=5)
         with caplog.at_level(logging.INFO, logger="httpx"):
             _put(transport, fd, 0, 100)
     assert "HTTP Request: PUT" in caplog.text
     assert "deadbeef" not in caplog.text and "AK%2Fscope" not in caplog.text
     assert "partNumber=2" in caplog.text
+    os.close(fd)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1/b/F1?partNumber=2", "ftp://storage.test/b/F1?partNumber=2", "http:///nohost"],
+)
+def test_malformed_upload_url_is_fatal_not_retried(tmp_path: Path, url: str) -> None:
+    """A URL the request cannot even be built or sent for is never retried (issue: 600 s of retries)."""
+    fd = _file(tmp_path, 100)
+    with httpx.Client() as http:
+        transport = PartTransport(http, read_size=64, timeout=5)
+        with pytest.raises(PutFatal):
+            transport.put(url, fd=fd, offset=0, size=100, on_sent=lambda n: None,
+                          stop=threading.Event())
+    assert url_expiry(url) is None
     os.close(fd)

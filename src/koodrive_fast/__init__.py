@@ -58,9 +58,16 @@ _EXPORTS: dict[str, str] = {
     "plan_with_contexts": "._planner",
     "validate_parts": "._planner",
     # upload engine
-    "UploadConfig": "._upload",
-    "UploadResult": "._upload",
+    "UploadOptions": "._options",
+    "UploadResult": "._engine",
+    "TransferManager": "._manager",
+    "UploadFuture": "._manager",
+    "TransferProgress": "._manager",
     "ProgressEvent": "._progress",
+    "LocalFileError": "._exceptions",
+    "UploadInProgressError": "._exceptions",
+    "UploadCancelledError": "._exceptions",
+    "FileIdentity": "._source",
 }
 
 __all__ = sorted([*_EXPORTS, "backend", "__version__"])
@@ -94,10 +101,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
         FileChangedError,
         IntegrityError,
         KooDriveError,
+        LocalFileError,
         MalformedResponseError,
         PartUploadError,
         RateLimitedError,
         TransportError,
+        UploadCancelledError,
+        UploadInProgressError,
         UploadTaskMissingError,
         UploadUrlExpiredError,
         ValidationError,
@@ -108,6 +118,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from ._progress import ProgressEvent
     from ._retry import RetryPolicy
     from ._sizes import parse_size
-    from ._upload import UploadConfig, UploadResult
+    from ._engine import UploadResult
+    from ._manager import TransferManager, TransferProgress, UploadFuture
+    from ._options import UploadOptions
+    from ._source import FileIdentity
 
     backend: str

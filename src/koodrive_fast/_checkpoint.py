@@ -2,7 +2,7 @@
 
 One file per (endpoint, user, absolute path) in the checkpoint directory
 (default ``$XDG_CACHE_HOME/koodrive-fast`` or ``~/.cache/koodrive-fast``).
-It records the file's identity (size, mtime_ns), the part size and hash
+It records the file's identity (size, mtime_ns, ctime_ns, inode, device), the part size and hash
 algorithm, the server-side ids, every part-start context computed so far and
 the parts already uploaded.  Writes go to a temporary file in the same
 directory, are fsynced, then ``os.replace``d over the old one, so a crash
@@ -10,24 +10,47 @@ directory, are fsynced, then ``os.replace``d over the old one, so a crash
 one.  A checkpoint that cannot be parsed, has another version, or describes
 another state of the file is ignored with a logged warning (never an
 exception, never the ``warnings`` module).  Checkpoints hold no credentials.
+
+While an upload runs it holds an exclusive lock (``flock``) on the
+checkpoint's ``.lock`` file, so a second upload of the same file, in this
+process or another, fails with :class:`UploadInProgressError` instead of
+sending every byte again beside the first.  :class:`CheckpointWriter` is the
+upload's one owner of its checkpoint: it records contexts, stored parts and
+the server task, and writes at most once per ``interval`` seconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno as errno_module
 import hashlib
 import json
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-__all__ = ["CHECKPOINT_VERSION", "CheckpointKey", "Checkpoint", "CheckpointStore", "default_checkpoint_dir"]
+from ._exceptions import UploadInProgressError
+from ._source import FileIdentity
+
+try:  # POSIX; elsewhere uploads of one file are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "CheckpointKey",
+    "Checkpoint",
+    "CheckpointStore",
+    "CheckpointWriter",
+    "default_checkpoint_dir",
+]
 
 logger = logging.getLogger("koodrive_fast")
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 _WORDS = {"sha256": 8, "sha1": 5}
 
 
@@ -46,8 +69,22 @@ class CheckpointKey:
     path: str  # absolute
     size: int
     mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
     part_size: int
     algorithm: str = "sha256"
+
+    @classmethod
+    def for_file(
+        cls, endpoint: str, user_id: str, path: str, identity: FileIdentity, part_size: int,
+        algorithm: str = "sha256",
+    ) -> CheckpointKey:
+        return cls(
+            endpoint=endpoint, user_id=user_id, path=path, size=identity.size,
+            mtime_ns=identity.mtime_ns, ctime_ns=identity.ctime_ns, inode=identity.inode,
+            device=identity.device, part_size=part_size, algorithm=algorithm,
+        )
 
     def file_stem(self) -> str:
         """File name stem: stable for a given (endpoint, user, path)."""
@@ -146,6 +183,39 @@ class CheckpointStore:
     def path_for(self, key: CheckpointKey) -> Path:
         return self.directory / f"{key.file_stem()}.json"
 
+    def prepare(self) -> None:
+        """Create the directory (0700) and prove it writable; raises ``OSError``."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=self.directory)
+        os.close(fd)
+        os.unlink(probe)
+
+    def lock(self, key: CheckpointKey) -> int:
+        """Take the exclusive lock for ``key``'s file; returns the fd to pass to :meth:`unlock`.
+
+        Raises :class:`UploadInProgressError` when another upload holds it.
+        """
+        path = self.directory / f"{key.file_stem()}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        if fcntl is None:  # pragma: no cover
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno_module.EAGAIN, errno_module.EACCES, errno_module.EWOULDBLOCK):
+                raise UploadInProgressError(
+                    f"{key.path} is already being uploaded (by this or another process); "
+                    "wait for that upload to finish",
+                    path=key.path,
+                ) from None
+            raise
+        return fd
+
+    @staticmethod
+    def unlock(fd: int) -> None:
+        os.close(fd)  # closing the descriptor releases the flock
+
     def load(self, key: CheckpointKey) -> Checkpoint | None:
         """The checkpoint for ``key``, or None (missing, corrupt or stale: logged)."""
         path = self.path_for(key)
@@ -197,3 +267,63 @@ class CheckpointStore:
             self.path_for(key).unlink()
         except FileNotFoundError:
             pass
+
+
+class CheckpointWriter:
+    """One upload's checkpoint: the only code that changes or writes it.
+
+    ``store`` is ``None`` when the upload runs without resume; every method
+    then only keeps the in-memory state.  Writes are throttled to one per
+    ``interval`` seconds of ``monotonic`` unless forced.
+    """
+
+    def __init__(
+        self,
+        store: Optional[CheckpointStore],
+        checkpoint: Checkpoint,
+        *,
+        interval: float,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.checkpoint = checkpoint
+        self._interval = interval
+        self._monotonic = monotonic
+        self._dirty = False
+        self._saved_at: Optional[float] = None
+
+    def record_context(self, part_number: int, words: tuple[int, ...]) -> None:
+        self.checkpoint.contexts[part_number] = words
+        self._dirty = True
+
+    def record_digest(self, digest: str) -> None:
+        if self.checkpoint.digest != digest:
+            self.checkpoint.digest = digest
+            self._dirty = True
+
+    def record_done(self, part_number: int) -> None:
+        self.checkpoint.done.add(part_number)
+        self._dirty = True
+
+    def record_task(self, file_id: Optional[str], upload_id: Optional[str]) -> None:
+        """A new server task (or none): parts stored for the old one no longer count."""
+        cp = self.checkpoint
+        if (cp.file_id, cp.upload_id) != (file_id, upload_id):
+            cp.file_id, cp.upload_id = file_id, upload_id
+            cp.done.clear()
+            self._dirty = True
+
+    def flush(self, *, force: bool = False) -> None:
+        if self.store is None or not self._dirty:
+            return
+        now = self._monotonic()
+        if not force and self._saved_at is not None and now - self._saved_at < self._interval:
+            return
+        self.store.save(self.checkpoint)
+        self._dirty = False
+        self._saved_at = now
+
+    def discard(self) -> None:
+        self._dirty = False
+        if self.store is not None:
+            self.store.discard(self.checkpoint.key)

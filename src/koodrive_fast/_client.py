@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,13 +35,23 @@ from ._exceptions import (
 from ._models import CreateFileResult, DownloadLink, FileDetail, MultiPartInfo, parse_code
 from ._planner import validate_file_size, validate_parts
 from ._redact import redact_text
-from ._retry import RetryBudget, RetryPolicy, is_retryable_transport_error, parse_retry_after
+from ._validate import check_file_id as _check_file_id
+from ._validate import check_file_name as _check_file_name
+from ._validate import check_str as _check_str
+from ._retry import (
+    RetryBudget,
+    RetryPolicy,
+    is_retryable_status,
+    is_retryable_transport_error,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import os
 
+    from ._options import UploadOptions
     from ._progress import ProgressCallback
-    from ._upload import UploadConfig, UploadResult
+    from ._upload import UploadResult
 
 __all__ = [
     "Client",
@@ -66,9 +77,7 @@ T = TypeVar("T")
 JsonDict = dict[str, Any]
 AnyCredentials = Union[BearerToken, AppCredentials]
 
-_FORBIDDEN_NAME_CHARS = set('<>|:"*?/\\')
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_MAX_NAME = 250
 _MAX_MSG = 500
 _AUTO_RENAME = (2, 3, 4)
 
@@ -91,38 +100,6 @@ class _Retry:
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_str(value: object, field: str, *, allow_empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(field, f"must be a str, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
-        raise ValidationError(field, "must not be empty")
-    return value
-
-
-def _check_file_id(file_id: object, field: str = "fileId") -> str:
-    text = _check_str(file_id, field)
-    if text in (".", "..") or any(c in text for c in "/\\?#") or any(ord(c) < 32 for c in text):
-        raise ValidationError(field, "must not contain '/', '\\', '?', '#' or control characters")
-    return text
-
-
-def _check_file_name(name: object) -> str:
-    text = _check_str(name, "fileName")
-    if text in (".", ".."):
-        raise ValidationError("fileName", "must not be '.' or '..'")
-    bad = sorted(set(text) & _FORBIDDEN_NAME_CHARS)
-    if bad or any(ord(c) < 32 for c in text):
-        raise ValidationError(
-            "fileName",
-            f"must not contain any of < > | : \" * ? / \\ or control characters (found {bad})",
-        )
-    if len(text) > _MAX_NAME:
-        raise ValidationError(
-            "fileName", f"must be at most {_MAX_NAME} characters, got {len(text)}"
-        )
-    return text
 
 
 def _check_hex64(value: object, field: str) -> str:
@@ -199,14 +176,14 @@ class _ClientCore:
     ) -> None:
         self._endpoint = _check_endpoint(endpoint)
         if not isinstance(credentials, (BearerToken, AppCredentials)):
-            raise TypeError(
-                "credentials must be BearerToken or AppCredentials, "
-                f"got {type(credentials).__name__}"
+            raise ValidationError(
+                "credentials",
+                f"must be BearerToken or AppCredentials, got {type(credentials).__name__}",
             )
         if not isinstance(limits, Limits):
-            raise TypeError(f"limits must be a Limits, got {type(limits).__name__}")
+            raise ValidationError("limits", f"must be a Limits, got {type(limits).__name__}")
         if retry is not None and not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+            raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
         if (
             not isinstance(max_connections, int)
             or isinstance(max_connections, bool)
@@ -326,9 +303,7 @@ class _ClientCore:
         )
 
     def _is_retryable_status(self, status: int, idempotent: bool) -> bool:
-        if status not in self._retry.statuses:
-            return False
-        return idempotent or status == 429
+        return is_retryable_status(status, idempotent=idempotent, policy=self._retry)
 
     def _handle_transport_error(
         self, call: _Call[Any], exc: httpx.HTTPError, budget: RetryBudget
@@ -522,11 +497,14 @@ class _ClientCore:
 def _ssl_verify(verify: Union[bool, str, ssl.SSLContext]) -> Union[bool, ssl.SSLContext]:
     """httpx's ``verify``: a CA bundle path becomes an SSL context (str is deprecated there)."""
     if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
+        try:
+            return ssl.create_default_context(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValidationError("verify", f"cannot load CA bundle {verify!r}: {exc}") from None
     if not isinstance(verify, (bool, ssl.SSLContext)):
-        raise TypeError(
-            "verify must be bool, a CA bundle path or an SSLContext, "
-            f"got {type(verify).__name__}"
+        raise ValidationError(
+            "verify",
+            f"must be a bool, a CA bundle path or an SSLContext, got {type(verify).__name__}",
         )
     return verify
 
@@ -556,7 +534,7 @@ class Client(_ClientCore):
         language: Optional[str] = None,
         share_folder_id: Optional[str] = None,
         transport: Optional[httpx.BaseTransport] = None,
-        max_connections: int = 16,
+        max_connections: int = 64,
         clock: Optional[Callable[[], datetime]] = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -567,8 +545,17 @@ class Client(_ClientCore):
             max_connections=max_connections,
         )
         self._sleep = sleep
+        ssl_verify = _ssl_verify(verify)
+        if transport is None:
+            # TCP_NODELAY: a PUT's request head and its body's last small chunk
+            # must not wait for a delayed ACK (40 ms per part otherwise)
+            transport = httpx.HTTPTransport(
+                verify=ssl_verify, limits=_http_limits(max_connections),
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            )
+        self._max_connections = max_connections
         self._http = httpx.Client(
-            timeout=timeout, verify=_ssl_verify(verify), transport=transport,
+            timeout=timeout, verify=ssl_verify, transport=transport,
             limits=_http_limits(max_connections), follow_redirects=False,
         )
 
@@ -676,36 +663,24 @@ class Client(_ClientCore):
         self,
         path: Union[str, os.PathLike[str]],
         *,
-        parent_folder: str = "root",
         container_id: Optional[str] = None,
+        parent_folder: str = "root",
         file_name: Optional[str] = None,
-        part_size: Optional[int] = None,
-        concurrency: int = 8,
+        options: Optional[UploadOptions] = None,
         progress: Optional[ProgressCallback] = None,
-        resume: bool = True,
-        rapid: Union[bool, str] = "auto",
-        config: Optional[UploadConfig] = None,
     ) -> UploadResult:
-        """Upload a file: one read hashes it while parts are PUT concurrently.
+        """Upload one file: one read hashes it while its parts are PUT concurrently.
 
-        ``container_id`` (the target space) is required by KooDrive; see
-        :func:`koodrive_fast._upload.upload_file` for every argument, the
-        pipeline, retries and resume.  Returns an :class:`UploadResult`.
+        ``container_id`` (the target space) is required by KooDrive;
+        ``options`` (:class:`~koodrive_fast.UploadOptions`) says how;
+        ``progress`` receives :class:`~koodrive_fast.ProgressEvent` objects.
+        For many files at once use :class:`~koodrive_fast.TransferManager`.
         """
         from ._upload import upload_file
 
         return upload_file(
-            self,
-            path,
-            parent_folder=parent_folder,
-            container_id=container_id,
-            file_name=file_name,
-            part_size=part_size,
-            concurrency=concurrency,
-            progress=progress,
-            resume=resume,
-            rapid=rapid,
-            config=config,
+            self, path, container_id=container_id, parent_folder=parent_folder,
+            file_name=file_name, options=options, progress=progress,
         )
 
     def close(self) -> None:
@@ -864,31 +839,18 @@ class AsyncClient(_ClientCore):
         self,
         path: Union[str, os.PathLike[str]],
         *,
-        parent_folder: str = "root",
         container_id: Optional[str] = None,
+        parent_folder: str = "root",
         file_name: Optional[str] = None,
-        part_size: Optional[int] = None,
-        concurrency: int = 8,
+        options: Optional[UploadOptions] = None,
         progress: Optional[ProgressCallback] = None,
-        resume: bool = True,
-        rapid: Union[bool, str] = "auto",
-        config: Optional[UploadConfig] = None,
     ) -> UploadResult:
-        """Async :meth:`Client.upload` (the engine runs in a worker thread)."""
+        """Async :meth:`Client.upload`; cancelling the task stops the upload and awaits it."""
         from ._upload import upload_file_async
 
         return await upload_file_async(
-            self,
-            path,
-            parent_folder=parent_folder,
-            container_id=container_id,
-            file_name=file_name,
-            part_size=part_size,
-            concurrency=concurrency,
-            progress=progress,
-            resume=resume,
-            rapid=rapid,
-            config=config,
+            self, path, container_id=container_id, parent_folder=parent_folder,
+            file_name=file_name, options=options, progress=progress,
         )
 
     async def aclose(self) -> None:

@@ -137,12 +137,17 @@ def run(args: argparse.Namespace) -> int:
 
     from ._auth import BearerToken
     from ._client import Client
+    from ._options import UploadOptions
     from ._progress import TqdmProgress
     from ._upload import upload_file
 
     assert endpoint and token and user_id
     try:
         client = Client(endpoint, BearerToken(token, user_id))
+        options = UploadOptions(
+            part_size=args.part_size, concurrency=args.concurrency,
+            resume=not args.no_resume, rapid=args.rapid,
+        )
     except (ValueError, TypeError) as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -155,11 +160,8 @@ def run(args: argparse.Namespace) -> int:
                 parent_folder=args.parent,
                 container_id=container_id,
                 file_name=args.name,
-                part_size=args.part_size,
-                concurrency=args.concurrency,
+                options=options,
                 progress=bar,
-                resume=not args.no_resume,
-                rapid=args.rapid,
             )
     except ValidationError as exc:
         bar.close()
@@ -195,6 +197,7 @@ def _result_json(result: Any) -> dict[str, Any]:
         "partSize": result.part_size,
         "rapidUpload": result.rapid_upload,
         "bytesSent": result.bytes_sent,
+        "bytesResumed": result.bytes_resumed,
         "bytesHashed": result.bytes_hashed,
         "resumed": result.resumed,
         "seconds": round(result.seconds, 3),
@@ -302,7 +305,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from ._auth import BearerToken
     from ._client import Client
     from ._progress import TqdmProgress
-    from ._upload import UploadConfig, _upload_hash_then_send, upload_file
+    from ._options import UploadOptions
+    from ._upload import _upload_hash_then_send, upload_file
 
     size: int = args.size
     container = "demo"
@@ -311,16 +315,16 @@ def run_demo(args: argparse.Namespace) -> int:
         source = root / "demo.bin"
         print(f"writing a {format_size(size)} test file in {tmp} ...")
         _write_test_file(source, size)
-        config = UploadConfig(checkpoint_dir=root / "checkpoints")
+        options = UploadOptions(
+            checkpoint_dir=root / "checkpoints", part_size=args.part_size,
+            concurrency=args.concurrency, resume=False, rapid=False,
+        )
         with _ServerProcess(root / "server") as srv:
             print(f"local KooDrive server at {srv.base_url} (child process)")
             with Client(srv.base_url, BearerToken(srv.token, srv.user_id)) as client:
-                common: dict[str, Any] = dict(
-                    container_id=container, part_size=args.part_size,
-                    concurrency=args.concurrency, resume=False, config=config,
-                )
+                common: dict[str, Any] = dict(container_id=container, options=options)
                 with TqdmProgress(enabled=not args.no_progress) as bar:
-                    result = upload_file(client, source, rapid=False, progress=bar, **common)
+                    result = upload_file(client, source, progress=bar, **common)
                 print(f"uploaded {format_size(size)} in {result.parts} part(s) of "
                       f"{format_size(result.part_size)}: {_rate(size, result.seconds)}")
                 print("downloading it back to verify ...")

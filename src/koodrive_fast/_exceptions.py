@@ -15,7 +15,11 @@
      ├─ UploadUrlExpiredError                       storage: 403 "Request has expired"
      ├─ PartUploadError                             a part PUT failed for good;
      │                                              .part_number .attempts
-     └─ FileChangedError                            the source file changed during the upload
+     ├─ FileChangedError                            the source file changed during the upload
+     ├─ LocalFileError                              the source cannot be read (I/O error, not a
+     │                                              regular file, data past its size); .path .errno
+     ├─ UploadInProgressError                       another upload of the same file holds its lock
+     └─ UploadCancelledError                        the upload was cancelled (future, async task)
 
 Compare on ``code`` (an ``int``, or the ``str`` of API-gateway codes such as
 ``"APIGW.0301"``), never on ``msg``: KooDrive's messages vary by language.
@@ -39,6 +43,9 @@ __all__ = [
     "UploadUrlExpiredError",
     "PartUploadError",
     "FileChangedError",
+    "LocalFileError",
+    "UploadInProgressError",
+    "UploadCancelledError",
     "api_error",
     "CODE_SUCCESS",
     "CODE_VALIDATION",
@@ -206,11 +213,34 @@ class PartUploadError(KooDriveError):
 
 
 class FileChangedError(KooDriveError):
-    """The source file's size or mtime changed while it was being uploaded."""
+    """The source file changed (size, mtime, ctime, inode or device) while it was being uploaded."""
 
     def __init__(self, message: str, *, path: Optional[str] = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class LocalFileError(KooDriveError):
+    """The local source cannot be used: an I/O error, not a regular file, or lying about its size."""
+
+    def __init__(
+        self, message: str, *, path: Optional[str] = None, errno: Optional[int] = None
+    ) -> None:
+        self.path = path
+        self.errno = errno
+        super().__init__(message)
+
+
+class UploadInProgressError(KooDriveError):
+    """Another upload of the same file (this or another process) holds its checkpoint lock."""
+
+    def __init__(self, message: str, *, path: Optional[str] = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class UploadCancelledError(KooDriveError):
+    """The upload was cancelled before it finished (its checkpoint is kept for a resume)."""
 
 
 _AUTH_GATEWAY_PREFIX = "APIGW.030"  # Huawei API gateway 03xx: authentication failures

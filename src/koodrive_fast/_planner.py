@@ -271,6 +271,35 @@ def validate_parts(
         prev, prev_offset = part, offset
 
 
+def validate_part_size(
+    part_size: object, file_size: int, limits: Limits = DEFAULT_LIMITS, field: str = "part_size"
+) -> int:
+    """The one rule for a file's part size: a positive multiple of the alignment, at most
+    the maximum, at least the minimum unless the file has one part, and at most
+    ``limits.max_parts`` parts.  Returns it, or raises :class:`ValidationError`."""
+    if not _is_int(part_size):
+        raise ValidationError(field, f"must be an int, got {type(part_size).__name__}")
+    assert isinstance(part_size, int)
+    if part_size <= 0 or part_size % limits.part_alignment:
+        raise ValidationError(
+            field, f"must be a positive multiple of {limits.part_alignment}, got {part_size}"
+        )
+    if part_size > limits.max_part_size:
+        raise ValidationError(field, f"must be at most {limits.max_part_size}, got {part_size}")
+    n_parts = max(1, -(-file_size // part_size))
+    if n_parts > 1 and part_size < limits.min_part_size:
+        raise ValidationError(
+            field, f"must be at least {limits.min_part_size} for a multipart file, got {part_size}"
+        )
+    if n_parts > limits.max_parts:
+        raise ValidationError(
+            field,
+            f"{part_size} gives {n_parts} parts for {file_size} bytes; "
+            f"at most {limits.max_parts} are allowed",
+        )
+    return part_size
+
+
 def _check_part_size_choice(part_size: object, limits: Limits, field: str = "partSize") -> int:
     if not _is_int(part_size):
         raise ValidationError(field, f"must be an int, got {type(part_size).__name__}")

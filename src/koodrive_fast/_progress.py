@@ -1,9 +1,11 @@
 """Upload progress: :class:`ProgressEvent`, a thread-safe dispatcher and the CLI bars.
 
-The engine never draws.  It calls the user's callback with
-:class:`ProgressEvent` objects from several threads (the scheduler and the
-part workers), one call at a time (a lock serialises them), so the callback
-needs no locking of its own.  Deltas are in bytes:
+The engine never draws.  Events come from several threads (the coordinator
+and the part senders); the dispatcher queues them and one thread at a time
+delivers them to the user's callback *outside any lock* (an engine thread
+never waits while user code runs under a lock), merging consecutive deltas
+of the same phase that piled up meanwhile.  Calls never overlap, so the
+callback needs no locking of its own.  Deltas are in bytes:
 
 * ``phase == "hashing"``: bytes hashed.  Their sum is the file size once
   hashing ends (on resume the first event covers the bytes hashed before).
@@ -56,10 +58,11 @@ ProgressCallback = Callable[[ProgressEvent], Any]
 
 
 class ProgressDispatcher:
-    """Serialises calls into a user callback and keeps per-phase totals.
+    """Queues events from any thread and delivers them one at a time, outside locks.
 
-    ``emit`` is safe from any thread.  A callback exception is logged once
-    and the callback is not called again.
+    Consecutive events of one phase that queue up while the callback runs
+    are merged into one (their deltas added).  A callback exception is
+    logged once and the callback is not called again.
     """
 
     def __init__(self, callback: ProgressCallback | None, total: int) -> None:
@@ -67,6 +70,8 @@ class ProgressDispatcher:
         self._total = total
         self._lock = threading.Lock()
         self._sums: dict[str, int] = {}
+        self._pending: list[ProgressEvent] = []
+        self._delivering = False
 
     def emit(
         self,
@@ -76,16 +81,40 @@ class ProgressDispatcher:
         part_number: int | None = None,
         rapid_upload: bool = False,
     ) -> None:
-        event = ProgressEvent(phase, delta, self._total, part_number, rapid_upload)
         with self._lock:
             self._sums[phase] = self._sums.get(phase, 0) + delta
             if self._callback is None:
                 return
-            try:
-                self._callback(event)
-            except Exception:  # a broken display must not break the upload
-                logger.warning("progress callback raised; disabling it", exc_info=True)
-                self._callback = None
+            last = self._pending[-1] if self._pending else None
+            if last is not None and last.phase == phase and delta and last.delta and not rapid_upload:
+                self._pending[-1] = dataclasses.replace(
+                    last, delta=last.delta + delta,
+                    part_number=part_number if part_number == last.part_number else None,
+                )
+            else:
+                self._pending.append(ProgressEvent(phase, delta, self._total, part_number, rapid_upload))
+            if self._delivering:
+                return  # the thread delivering now will deliver this one too
+            self._delivering = True
+        self._deliver()
+
+    def _deliver(self) -> None:
+        while True:
+            with self._lock:
+                callback = self._callback
+                if not self._pending or callback is None:
+                    self._pending.clear()
+                    self._delivering = False
+                    return
+                batch, self._pending = self._pending, []
+            for event in batch:
+                try:
+                    callback(event)
+                except Exception:  # a broken display must not break the upload
+                    logger.warning("progress callback raised; disabling it", exc_info=True)
+                    with self._lock:
+                        self._callback = None
+                    break
 
     def total_for(self, phase: str) -> int:
         """Sum of the deltas emitted so far for ``phase``."""

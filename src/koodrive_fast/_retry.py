@@ -1,15 +1,24 @@
-"""Retry policy: exponential backoff with full jitter, bounded in count and time.
+"""The one retry policy: exponential backoff with full jitter, bounded in count and time.
 
-Which calls are retried on what (decided here, used by the client):
+API calls and part PUTs use the same :class:`RetryPolicy` (by default the
+client's).  The defaults ride out an outage of about a minute (a service
+restart, a load balancer failover): up to 30 attempts within 120 s, waits
+capped at 10 s.  What is retried on what:
 
-* idempotent calls (``uploadUrl``, ``detail``, ``download``, and ``complete``,
-  which the server treats idempotently) are retried on HTTP 429/500/502/503/504
-  and on any connection, protocol or timeout error;
+* idempotent calls (``uploadUrl``, ``detail``, ``download``, ``complete``,
+  which the server treats idempotently, and part PUTs, where a repeat
+  replaces the part) are retried on HTTP 429/500/502/503/504 and on
+  connection, read/write and timeout errors;
 * ``create`` is **not** idempotent (a repeat may create a second, renamed
   file), so it is retried only when the server certainly did not act on it:
-  HTTP 429, or an error while *connecting* (``ConnectError``,
-  ``ConnectTimeout``, ``PoolTimeout``) — never after a 5xx or a read timeout;
-* 4xx business errors (KooDrive ``code``s) are never retried.
+  HTTP 429 or 503 (the gateway refused it), or an error while *connecting*
+  (``ConnectError``, ``ConnectTimeout``, ``PoolTimeout``: a restarting
+  server refuses connections).  Never after 500/502/504 or a read timeout:
+  an upload never makes two files;
+* errors no retry can fix are never retried: 4xx business errors (KooDrive
+  ``code``s), and local protocol errors (``UnsupportedProtocol``,
+  ``LocalProtocolError``, ``InvalidURL``, ``ProxyError``: the request itself
+  is wrong).
 
 ``Retry-After`` (seconds or an HTTP date) is honoured up to ``max_retry_after``;
 a longer wait, or one that would overrun ``max_elapsed``, ends the retries.
@@ -27,15 +36,20 @@ from typing import Optional
 
 import httpx
 
+from ._exceptions import ValidationError
+
 __all__ = [
     "RetryPolicy",
     "RetryBudget",
     "parse_retry_after",
     "is_retryable_transport_error",
     "RETRYABLE_STATUSES",
+    "NON_IDEMPOTENT_RETRYABLE_STATUSES",
 ]
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: statuses after which the server certainly did not act on a non-idempotent call
+NON_IDEMPOTENT_RETRYABLE_STATUSES = frozenset({429, 503})
 
 _CONNECT_PHASE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _RETRYABLE_TRANSPORT_ERRORS = (
@@ -57,23 +71,27 @@ class RetryPolicy:
     its own request timeout).
     """
 
-    max_attempts: int = 5
+    max_attempts: int = 30
     backoff_base: float = 0.5
-    backoff_max: float = 8.0
-    max_elapsed: float = 60.0
-    max_retry_after: float = 60.0
+    backoff_max: float = 10.0
+    max_elapsed: float = 120.0
+    max_retry_after: float = 120.0
     jitter: bool = True
     statuses: frozenset[int] = RETRYABLE_STATUSES
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValueError(
-                f"RetryPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}"
+        if (
+            not isinstance(self.max_attempts, int)
+            or isinstance(self.max_attempts, bool)
+            or self.max_attempts < 1
+        ):
+            raise ValidationError(
+                "RetryPolicy.max_attempts", f"must be an int >= 1, got {self.max_attempts!r}"
             )
         for name in ("backoff_base", "backoff_max", "max_elapsed", "max_retry_after"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+                raise ValidationError(f"RetryPolicy.{name}", f"must be a number >= 0, got {value!r}")
 
     @classmethod
     def never(cls) -> RetryPolicy:
@@ -140,7 +158,18 @@ def parse_retry_after(value: Optional[str], now: Optional[datetime] = None) -> O
 
 
 def is_retryable_transport_error(exc: BaseException, *, idempotent: bool) -> bool:
-    """Whether an httpx error may be retried for a call of this kind."""
+    """Whether an httpx error may be retried for a call of this kind.
+
+    Local protocol errors (``UnsupportedProtocol``, ``LocalProtocolError``,
+    ``ProxyError``, ``InvalidURL``) never are: the request itself is wrong.
+    """
     if isinstance(exc, _CONNECT_PHASE_ERRORS):
         return True
     return idempotent and isinstance(exc, _RETRYABLE_TRANSPORT_ERRORS)
+
+
+def is_retryable_status(status: int, *, idempotent: bool, policy: RetryPolicy) -> bool:
+    """Whether an HTTP status may be retried for a call of this kind."""
+    if status not in policy.statuses:
+        return False
+    return idempotent or status in NON_IDEMPOTENT_RETRYABLE_STATUSES

@@ -1,8 +1,9 @@
 """Streaming part PUTs to presigned storage URLs.
 
-One :class:`PartTransport` per upload owns an ``httpx.Client`` whose pool is
-sized to the upload's concurrency (connections are reused; TLS verification
-stays on unless the caller turns it off).  A part body streams from the file
+:class:`PartTransport` PUTs through the :class:`~koodrive_fast.Client`'s own
+``httpx.Client``, so every client setting (``verify`` as a bool, a CA path or
+an ``SSLContext``, an injected ``transport``, proxies, limits) applies to the
+bulk traffic exactly as to the API calls.  A part body streams from the file
 with ``os.pread``, ``read_size`` bytes at a time (each chunk is released once
 written), so memory is bounded by about concurrency × read size whatever the
 part size.  Every request carries the exact ``Content-Length`` (a signed
@@ -18,10 +19,8 @@ request log lines.
 from __future__ import annotations
 
 import calendar
-import email.utils
 import logging
 import os
-import socket
 import threading
 import time
 from typing import Callable, Iterable, Iterator, Optional, Union
@@ -30,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from ._redact import redact_url
+from ._retry import parse_retry_after
 
 __all__ = [
     "PartTransport",
@@ -39,7 +39,7 @@ __all__ = [
     "ShortRead",
     "PutCancelled",
     "url_expiry",
-    "parse_retry_after",
+    "url_lifetime",
 ]
 
 _RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -103,8 +103,8 @@ def url_expiry(url: str) -> Optional[float]:
 
     Read from ``X-Amz-Date`` (``yyyymmddTHHMMSSZ``) plus ``X-Amz-Expires``.
     """
-    query = parse_qs(urlsplit(url).query)
     try:
+        query = parse_qs(urlsplit(url).query)
         stamp = query["X-Amz-Date"][0]
         expires = int(query["X-Amz-Expires"][0])
         parsed = time.strptime(stamp, "%Y%m%dT%H%M%SZ")
@@ -113,68 +113,32 @@ def url_expiry(url: str) -> Optional[float]:
     return calendar.timegm(parsed) + expires
 
 
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
-    """``Retry-After`` as seconds (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
+def url_lifetime(url: str) -> float:
+    """``X-Amz-Expires`` of a presigned URL in seconds (3600 when absent)."""
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        return float(parse_qs(urlsplit(url).query)["X-Amz-Expires"][0])
+    except (KeyError, IndexError, ValueError):  # ValueError: also a malformed URL
+        return 3600.0
+
+
+_UNFIXABLE = (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)
 
 
 def _url_for_messages(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    except ValueError:
+        return "<malformed URL>"
 
 
 class PartTransport:
-    """PUTs part bodies streamed from a file descriptor.  Thread-safe."""
+    """PUTs part bodies streamed from a file descriptor through ``http``.  Thread-safe."""
 
-    def __init__(
-        self,
-        *,
-        concurrency: int,
-        read_size: int,
-        timeout: float,
-        verify: bool = True,
-        transport: Optional[httpx.BaseTransport] = None,
-    ) -> None:
+    def __init__(self, http: httpx.Client, *, read_size: int, timeout: float) -> None:
+        self._http = http
         self.read_size = read_size
-        if transport is None:
-            # TCP_NODELAY: the request head and the body's last small chunk
-            # must not wait for a delayed ACK (40 ms per PUT otherwise).
-            transport = httpx.HTTPTransport(
-                verify=verify,
-                limits=httpx.Limits(
-                    max_connections=concurrency, max_keepalive_connections=concurrency
-                ),
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            )
-        self._http = httpx.Client(
-            limits=httpx.Limits(
-                max_connections=concurrency, max_keepalive_connections=concurrency
-            ),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
-            verify=verify,
-            transport=transport,
-            follow_redirects=False,
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> PartTransport:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 30.0))
 
     def _body(
         self,
@@ -230,7 +194,10 @@ class PartTransport:
             body = self._body(fd, offset, size, on_sent, stop)
         where = _url_for_messages(url)
         try:
-            response = self._http.put(url, content=body, headers=headers)
+            response = self._http.put(url, content=body, headers=headers, timeout=self._timeout)
+        except _UNFIXABLE as exc:
+            # the URL or the request itself is wrong: no retry can fix it
+            raise PutFatal(f"{type(exc).__name__} for {where}", 0, "InvalidRequest") from None
         except httpx.TransportError as exc:
             raise PutRetryable(f"{type(exc).__name__} while sending to {where}") from None
         status = response.status_code

@@ -1,0 +1,42 @@
+"""Validators of names and ids shared by the API client and the upload engine (one per rule)."""
+
+from __future__ import annotations
+
+from ._exceptions import ValidationError
+
+__all__ = ["check_str", "check_file_id", "check_file_name", "FORBIDDEN_NAME_CHARS", "MAX_NAME"]
+
+FORBIDDEN_NAME_CHARS = frozenset('<>|:"*?/\\')
+MAX_NAME = 250
+
+
+def check_str(value: object, field: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a str, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise ValidationError(field, "must not be empty")
+    return value
+
+
+def check_file_id(file_id: object, field: str = "fileId") -> str:
+    text = check_str(file_id, field)
+    if text in (".", "..") or any(c in text for c in "/\\?#") or any(ord(c) < 32 for c in text):
+        raise ValidationError(field, "must not contain '/', '\\', '?', '#' or control characters")
+    return text
+
+
+def check_file_name(name: object) -> str:
+    text = check_str(name, "fileName")
+    if text in (".", ".."):
+        raise ValidationError("fileName", "must not be '.' or '..'")
+    bad = sorted(set(text) & FORBIDDEN_NAME_CHARS)
+    if bad or any(ord(c) < 32 for c in text):
+        raise ValidationError(
+            "fileName",
+            f"must not contain any of < > | : \" * ? / \\ or control characters (found {bad})",
+        )
+    if len(text) > MAX_NAME:
+        raise ValidationError(
+            "fileName", f"must be at most {MAX_NAME} characters, got {len(text)}"
+        )
+    return text
