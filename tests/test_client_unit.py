@@ -237,7 +237,9 @@ CREATE_OK = ok(fileId="F9", uploadId="U", multiParts=[])
     ("first", "retried"),
     [
         (err(500, 13000201), False),
-        (err(503, 13000201), False),
+        (err(502, 13000201), False),
+        (err(504, 13000201), False),
+        (err(503, 13000201), True),  # the gateway refused it: nothing was created
         (httpx.ReadTimeout("lost answer"), False),
         (err(429, "APIGW.0308", headers={"Retry-After": "0"}), True),
         (httpx.ConnectError("refused"), True),
