@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from koodrive_fast import FileContexts, HashState, PartContext, part_contexts, sha1, sha256
-from koodrive_fast._contexts import _INLINE_SCAN_BYTES, _Scan, _scan_error
+from koodrive_fast._contexts import _INLINE_SCAN_BYTES
+from koodrive_fast._scanfeed import ScanCancelled, scan_status_error
 from koodrive_fast._exceptions import FileChangedError, ValidationError
 from koodrive_fast._native import lib
 
@@ -257,13 +258,17 @@ def test_file_truncated_during_scan(tmp_path: Path) -> None:
 
 
 def test_scan_error_mapping() -> None:
-    scan = _Scan("sha256", 64, 0)
-    assert isinstance(_scan_error(lib.KD_ESHORT, scan, "f"), FileChangedError)
-    scan.scan.error = 5
-    error = _scan_error(lib.KD_EIO, scan, "f")
-    assert isinstance(error, OSError) and error.errno == 5
-    assert isinstance(_scan_error(lib.KD_ENOMEM, scan, "f"), MemoryError)
-    assert isinstance(_scan_error(lib.KD_EINVAL, scan, "f"), RuntimeError)
+    """One mapping, every outcome a KooDriveError (no OSError/MemoryError/RuntimeError escapes)."""
+    from koodrive_fast import KooDriveError, LocalFileError
+
+    assert isinstance(scan_status_error(lib.KD_ESHORT, 0, "f"), FileChangedError)
+    error = scan_status_error(lib.KD_EIO, 5, "f")
+    assert isinstance(error, LocalFileError) and error.errno == 5
+    assert isinstance(scan_status_error(lib.KD_ECANCELLED, 0, "f"), ScanCancelled)
+    for status in (lib.KD_ENOMEM, lib.KD_EINVAL):
+        assert isinstance(scan_status_error(status, 0, "f"), LocalFileError)
+    for status in (lib.KD_ESHORT, lib.KD_EIO, lib.KD_ENOMEM, lib.KD_EINVAL, lib.KD_ECANCELLED):
+        assert isinstance(scan_status_error(status, 0, "f"), KooDriveError)
 
 
 @pytest.mark.parametrize(

@@ -14,12 +14,13 @@ import io
 import json
 import os
 import stat
-import threading
 from typing import Any, BinaryIO, Callable, Optional, Union, cast
 
 from ._exceptions import FileChangedError, ValidationError
 from ._hashing import Algorithm, HashState
-from ._native import ALGORITHMS, DIGEST_SIZES, WORDS, ffi, lib
+from ._native import ffi, lib
+from ._scanfeed import NativeScan
+from ._source import FileIdentity
 
 __all__ = ["FileContexts", "PartContext", "part_contexts"]
 
@@ -116,19 +117,6 @@ def _check_algorithm(algorithm: object) -> Algorithm:
     raise ValidationError("algorithm", f"must be 'sha256' or 'sha1', got {algorithm!r}")
 
 
-def _join_through_interrupts(thread: threading.Thread) -> None:
-    """Wait for a cancelled scan to stop even if Ctrl-C is pressed again.
-
-    The scan reads the caller's file descriptor and writes into arrays the
-    caller frees, so returning while it still runs is never safe.
-    """
-    while thread.is_alive():
-        try:
-            thread.join()
-        except KeyboardInterrupt:
-            continue
-
-
 _PLAIN_FILE_TYPES = (io.BufferedReader, io.BufferedRandom)
 
 
@@ -144,79 +132,41 @@ def _plain_file(source: object) -> Optional[Any]:
     return None
 
 
-class _Scan:
-    """One native scan of ``length`` bytes, with its output arrays kept alive."""
-
-    def __init__(self, algorithm: Algorithm, part_size: int, length: int) -> None:
-        self.algorithm = algorithm
-        self.length = length
-        self.words = WORDS[algorithm]
-        self.boundaries = max(0, -(-length // part_size) - 1)
-        self.scan = ffi.new("kd_scan *")
-        self.states = ffi.new("uint32_t[]", max(1, self.boundaries * self.words))
-        lib.kd_hash_init(ffi.addressof(self.scan[0], "ctx"), ALGORITHMS[algorithm])
-        self.scan.stride = part_size
-        self.scan.states = self.states
-        self.scan.max_states = self.boundaries
-        self.status: Optional[int] = None
-
-    def run(self, call: Callable[[], int], progress: Optional[ProgressCallback]) -> int:
-        """Run ``call`` (the native scan); report progress; cancel on any exception."""
-        if progress is None and self.length <= _INLINE_SCAN_BYTES:
-            return call()
-
-        def worker() -> None:
-            self.status = call()
-
-        thread = threading.Thread(target=worker, name="koodrive-fast-scan", daemon=True)
-        thread.start()
-        reported = 0
-        try:
-            while thread.is_alive():
-                thread.join(_POLL_SECONDS)
-                if progress is not None:
-                    done = int(lib.kd_scan_bytes_done(self.scan))
-                    if done > reported:
-                        progress(done - reported)
-                        reported = done
-        except BaseException:
-            lib.kd_scan_cancel(self.scan)
-            _join_through_interrupts(thread)
-            raise
-        if progress is not None and self.status == lib.KD_OK and reported < self.length:
-            progress(self.length - reported)
-        assert self.status is not None
-        return self.status
-
-    def result(self, part_size: int, pre_hash: str) -> FileContexts:
-        out = ffi.new("uint8_t[]", DIGEST_SIZES[self.algorithm])
-        lib.kd_hash_digest(ffi.addressof(self.scan[0], "ctx"), out)
-        flat = ffi.unpack(self.states, self.boundaries * self.words) if self.boundaries else []
-        parts = []
-        for index in range(self.boundaries + 1):
-            offset = index * part_size
-            words = tuple(flat[(index - 1) * self.words : index * self.words]) if index else None
-            size = min(part_size, self.length - offset)
-            parts.append(PartContext(index + 1, size, offset, words))
-        return FileContexts(
-            size=self.length,
-            algorithm=self.algorithm,
-            digest=bytes(ffi.buffer(out)).hex(),
-            pre_hash=pre_hash,
-            part_size=part_size,
-            parts=tuple(parts),
-        )
+def _run_scan(
+    scan: NativeScan, call: Callable[[Any], int], progress: Optional[ProgressCallback]
+) -> None:
+    """Run the native scan (inline when small and unobserved); report progress; cancel on any exception."""
+    if progress is None and scan.length <= _INLINE_SCAN_BYTES:
+        scan.run_inline(call)
+        return
+    scan.start(call)
+    reported = 0
+    try:
+        while not scan.wait(_POLL_SECONDS):
+            if progress is not None:
+                done = scan.bytes_done()
+                if done > reported:
+                    progress(done - reported)
+                    reported = done
+    except BaseException:
+        scan.cancel_and_join()
+        raise
+    if progress is not None and scan.ok and reported < scan.length:
+        progress(scan.length - reported)
 
 
-def _scan_error(status: int, scan: _Scan, name: str) -> Exception:
-    if status == lib.KD_ESHORT:
-        return FileChangedError(f"{name} got shorter while it was being hashed", path=name)
-    if status == lib.KD_EIO:
-        errno = int(scan.scan.error)
-        return OSError(errno, f"reading {name} failed: {os.strerror(errno)}")
-    if status == lib.KD_ENOMEM:
-        return MemoryError(f"out of memory while hashing {name}")
-    return RuntimeError(f"native scan of {name} failed with status {status}")
+def _result(scan: NativeScan, algorithm: Algorithm, part_size: int, pre_hash: str) -> FileContexts:
+    flat = scan.all_states()
+    words = scan.words
+    parts = []
+    for index in range(scan.boundaries + 1):
+        offset = index * part_size
+        ctx = tuple(flat[(index - 1) * words : index * words]) if index else None
+        parts.append(PartContext(index + 1, min(part_size, scan.length - offset), offset, ctx))
+    return FileContexts(
+        size=scan.length, algorithm=algorithm, digest=scan.digest(), pre_hash=pre_hash,
+        part_size=part_size, parts=tuple(parts),
+    )
 
 
 def _regular_file_stat(fd: int, name: str) -> os.stat_result:
@@ -239,14 +189,13 @@ def _contexts_of_fd(
     before = _regular_file_stat(fd, name)
     length = max(0, before.st_size - offset)
     pre_hash = hashlib.sha256(os.pread(fd, PRE_HASH_BYTES, offset)).hexdigest()
-    scan = _Scan(algorithm, part_size, length)
-    status = scan.run(lambda: int(lib.kd_scan_fd(scan.scan, fd, offset, length)), progress)
-    if status != lib.KD_OK:
-        raise _scan_error(status, scan, name)
-    after = os.fstat(fd)
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+    scan = NativeScan(algorithm, stride=part_size, length=length)
+    _run_scan(scan, lambda raw: int(lib.kd_scan_fd(raw, fd, offset, length)), progress)
+    if not scan.ok:
+        raise scan.error(name)
+    if FileIdentity.of(os.fstat(fd)) != FileIdentity.of(before):
         raise FileChangedError(f"{name} changed while it was being hashed", path=name)
-    return scan.result(part_size, pre_hash)
+    return _result(scan, algorithm, part_size, pre_hash)
 
 
 def _contexts_of_buffer(
@@ -257,12 +206,12 @@ def _contexts_of_buffer(
 ) -> FileContexts:
     length = view.nbytes
     pre_hash = hashlib.sha256(view[:PRE_HASH_BYTES]).hexdigest()
-    scan = _Scan(algorithm, part_size, length)
+    scan = NativeScan(algorithm, stride=part_size, length=length)
     data = ffi.from_buffer(view)
-    status = scan.run(lambda: int(lib.kd_scan_buffer(scan.scan, data, length)), progress)
-    if status != lib.KD_OK:
-        raise _scan_error(status, scan, "buffer")
-    return scan.result(part_size, pre_hash)
+    _run_scan(scan, lambda raw: int(lib.kd_scan_buffer(raw, data, length)), progress)
+    if not scan.ok:
+        raise scan.error("buffer")
+    return _result(scan, algorithm, part_size, pre_hash)
 
 
 def part_contexts(
