@@ -6,15 +6,13 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
-import pytest
 
 from koodrive_fast import RetryPolicy, UploadOptions
 from koodrive_fast._client import Client
 from koodrive_fast._upload import upload_file
-from koodrive_fast.server import LocalServer
 
 CONTAINER = "space-1"
 
@@ -86,28 +84,3 @@ def upload(client: Any, path: Any, *, config: Any = None, **kw: Any) -> Any:
 
 
 __all__ = ["options", "upload", "CONTAINER", "make_file", "download", "assert_uploaded", "puts_for", "sparse_file", "os"]
-
-
-# Fixtures shared by the upload test modules (imported there by name): one
-# server per module, faults and URL lifetime reset around every test.
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    with LocalServer(min_part_size=64, fsync=False) as srv:
-        yield srv
-
-
-@pytest.fixture()
-def srv(server: LocalServer) -> Iterator[LocalServer]:
-    server.faults.clear()
-    server.set_url_ttl(3600)
-    yield server
-    server.faults.clear()
-    server.set_url_ttl(3600)
-
-
-@pytest.fixture()
-def client(srv: LocalServer) -> Iterator[Client]:
-    with srv.client() as c:
-        yield c

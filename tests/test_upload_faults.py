@@ -16,7 +16,6 @@ from _upload_helpers import options, upload as upload_file
 from koodrive_fast.server import LocalServer
 
 from _upload_helpers import CONTAINER, assert_uploaded, make_file, puts_for
-from _upload_helpers import client, server, srv  # noqa: F401 (fixtures)
 
 PS = 1024
 
