@@ -32,12 +32,11 @@ def high_water_kib():
 from koodrive_fast import Limits, UploadOptions
 from koodrive_fast._auth import BearerToken
 from koodrive_fast._client import Client
-from _upload_helpers import upload as upload_file
 base_url, token, user_id, path, cp_dir = sys.argv[1:6]
 with Client(base_url, BearerToken(token, user_id), limits=Limits()) as client:
     before = high_water_kib()
-    result = upload_file(client, path, container_id=%r, part_size=64 << 20, concurrency=8,
-                         rapid=False, config=options(checkpoint_dir=cp_dir))
+    result = client.upload(path, container_id=%r, options=UploadOptions(
+        part_size=64 << 20, concurrency=8, rapid=False, checkpoint_dir=cp_dir))
 peak = high_water_kib()
 print(json.dumps({"before_kib": before, "peak_kib": peak, "parts": result.parts,
                   "sha256": result.sha256}))
