@@ -10,7 +10,10 @@ in a fresh child process and reports wall time, MB/s, client peak RSS
 * ``hash-only``       — ``part_contexts`` (one native scan), no network;
 * ``upload-only``     — every context known from a checkpoint: no hashing;
 * ``pipelined``       — ``upload_file(rapid=False)``: hashing and PUTs overlap;
-* ``hash-then-upload``— whole-file hash first, then upload (the PDS SDK pattern).
+* ``hash-then-upload``— whole-file hash first, then upload (the PDS SDK pattern);
+* ``files-sequential`` — ``--files`` files of ``--file-size`` each, one ``Client.upload`` after another;
+* ``files-manager``    — the same files through one ``TransferManager`` (all in flight at once,
+  one pool of ``--concurrency`` senders); its peak RSS shows the memory ceiling holding.
 
 The server runs ``koodrive-fast serve --no-fsync --discard-bodies``: it
 verifies every part's hash chain and the whole-file SHA-256 but writes no
@@ -19,6 +22,8 @@ what is measured.
 
 Targets (issue 4): pipelined ≤ 1.2 × max(hash-only, upload-only) and
 ≤ 0.7 × hash-then-upload; client peak RSS ≤ 150 MiB at concurrency 8.
+Issue 7: files-manager / files-sequential wall ratio; files-manager RSS within
+``TransferManager.memory_ceiling()`` plus the interpreter's own ~40 MiB.
 """
 
 from __future__ import annotations
@@ -37,10 +42,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+if str(ROOT / "src") not in sys.path:  # the checkout's package (built in place by pip -e)
+    sys.path.insert(0, str(ROOT / "src"))
 
 MODES = ("hash-only", "upload-only", "pipelined", "hash-then-upload")
+MANY_MODES = ("files-sequential", "files-manager")
 CONTAINER = "bench"
 TOKEN = "bench-token"
 
@@ -76,30 +82,31 @@ def _proc_cpu(pid: int) -> float:
 
 def _child(args: argparse.Namespace) -> None:
     """Run one mode in this process and print one JSON line."""
-    from koodrive_fast import Limits, part_contexts
+    from koodrive_fast import FileIdentity, Limits, TransferManager, UploadOptions, part_contexts
     from koodrive_fast._auth import BearerToken
     from koodrive_fast._checkpoint import Checkpoint, CheckpointKey, CheckpointStore
     from koodrive_fast._client import Client
-    from koodrive_fast._upload import UploadConfig, _upload_hash_then_send, upload_file
+    from koodrive_fast._upload import _upload_hash_then_send, upload_file
 
     path = Path(args.file)
     size = path.stat().st_size
     cp_dir = Path(args.workdir) / f"cp-{args.child}"
-    config = UploadConfig(checkpoint_dir=cp_dir)
+    options = UploadOptions(
+        checkpoint_dir=cp_dir, part_size=args.part_size, concurrency=args.concurrency,
+        rapid=False, resume=args.child == "upload-only",
+    )
     limits = Limits()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     extra: dict[str, Any] = {}
     with Client(args.endpoint, BearerToken(TOKEN, args.user_id), limits=limits) as client:
         common: dict[str, Any] = dict(
-            container_id=CONTAINER, part_size=args.part_size, concurrency=args.concurrency,
-            config=config, rapid=False, file_name=f"{args.child}.bin",
+            container_id=CONTAINER, options=options, file_name=f"{args.child}.bin",
         )
+        many = sorted(Path(args.workdir).glob("many-*.bin"))
         if args.child == "upload-only":
             fc = part_contexts(str(path), args.part_size)
-            st = path.stat()
-            key = CheckpointKey(endpoint=client.endpoint, user_id=args.user_id,
-                                path=str(path.resolve()), size=st.st_size,
-                                mtime_ns=st.st_mtime_ns, part_size=args.part_size)
+            key = CheckpointKey.for_file(client.endpoint, args.user_id, str(path.resolve()),
+                                         FileIdentity.of(path.stat()), args.part_size)
             contexts = {p.part_number: tuple(p.hash_ctx) for p in fc.parts if p.hash_ctx}
             CheckpointStore(cp_dir).save(Checkpoint(key=key, file_name=f"{args.child}.bin",
                                                     contexts=contexts, digest=fc.digest))
@@ -110,8 +117,20 @@ def _child(args: argparse.Namespace) -> None:
             digest = fc.digest
         elif args.child == "hash-then-upload":
             digest = _upload_hash_then_send(client, path, **common).sha256
+        elif args.child == "files-sequential":
+            digest = ",".join(upload_file(client, f, container_id=CONTAINER, options=options).sha256
+                              for f in many)
+            size = sum(f.stat().st_size for f in many)
+        elif args.child == "files-manager":
+            with TransferManager(client, options, workers=args.concurrency,
+                                 max_files=len(many)) as manager:
+                futures = [manager.upload(f, container_id=CONTAINER) for f in many]
+                digest = ",".join(f.result().sha256 for f in futures)
+                extra = {"ceiling_mib": manager.memory_ceiling(sum(
+                    -(-f.stat().st_size // args.part_size) for f in many)) / 2**20}
+            size = sum(f.stat().st_size for f in many)
         else:
-            result = upload_file(client, path, resume=args.child == "upload-only", **common)
+            result = upload_file(client, path, **common)
             digest = result.sha256
             extra = {"bytes_hashed": result.bytes_hashed, "retries": result.retries}
         seconds = time.perf_counter() - started
@@ -128,7 +147,9 @@ def main() -> int:
     parser.add_argument("--size", default="2GiB")
     parser.add_argument("--part-size", default="8MiB")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--modes", default=",".join(MODES + MANY_MODES))
+    parser.add_argument("--files", type=int, default=8, help="files for the files-* modes")
+    parser.add_argument("--file-size", default="256MiB", help="size of each of those files")
     parser.add_argument(
         "--keep-bodies", action="store_true",
         help="the server writes part bodies to disk (default: it hashes and verifies them, "
@@ -155,6 +176,9 @@ def main() -> int:
         print(f"writing {size} bytes to {source} ...", file=sys.stderr)
         _write_file(source, size)
         _warm(source)
+        if any(m in MANY_MODES for m in args.modes.split(",")):
+            for i in range(args.files):
+                _write_file(workdir / f"many-{i}.bin", parse_size(args.file_size))
         server_cmd = [sys.executable, "-m", "koodrive_fast", "serve", "--port", "0",
                       "--token", TOKEN, "--no-fsync", "--quiet",
                       "--data-dir", str(workdir / "server")]
@@ -185,6 +209,8 @@ def main() -> int:
         rows = []
         for mode in args.modes.split(","):
             _warm(source)
+            for extra_file in sorted(workdir.glob("many-*.bin")):
+                _warm(extra_file)
             server_cpu0 = _proc_cpu(server.pid)
             out = subprocess.run(
                 [sys.executable, __file__, "--child", mode, "--file", str(source),
@@ -211,13 +237,13 @@ def main() -> int:
 
 def _report(rows: list[dict[str, Any]], size: int, args: argparse.Namespace) -> None:
     by_mode = {r["mode"]: r for r in rows}
-    digests = {r["digest"] for r in rows}
+    digests = {r["digest"] for r in rows if r["mode"] in MODES}
     print(f"\nsize {size / 2**30:.2f} GiB, part size {args.part_size / 2**20:.0f} MiB, "
           f"concurrency {args.concurrency}, digests agree: {len(digests) == 1}")
     print(f"| mode | wall s | MB/s | client peak RSS MiB | client CPU s | server CPU s |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['mode']} | {r['seconds']:.2f} | {size / r['seconds'] / 1e6:.0f} | "
+        print(f"| {r['mode']} | {r['seconds']:.2f} | {r['size'] / r['seconds'] / 1e6:.0f} | "
               f"{r['rss_kib'] / 1024:.0f} | {r['cpu']:.2f} | {r['server_cpu']:.2f} |")
     if all(m in by_mode for m in MODES):
         pipe = by_mode["pipelined"]["seconds"]
@@ -227,6 +253,11 @@ def _report(rows: list[dict[str, Any]], size: int, args: argparse.Namespace) -> 
         print(f"\npipelined / max(hash-only, upload-only) = {pipe / bound:.2f} (target ≤ 1.2)")
         print(f"pipelined / hash-then-upload = {pipe / base:.2f} (target ≤ 0.7)")
         print(f"pipelined client peak RSS = {rss:.0f} MiB (target ≤ 150)")
+    if all(m in by_mode for m in MANY_MODES):
+        seq, man = by_mode["files-sequential"], by_mode["files-manager"]
+        print(f"files-manager / files-sequential wall = {man['seconds'] / seq['seconds']:.2f}")
+        print(f"files-manager client peak RSS = {man['rss_kib'] / 1024:.0f} MiB "
+              f"(engine buffers ceiling {man['ceiling_mib']:.0f} MiB + interpreter and httpx)")
 
 
 if __name__ == "__main__":
