@@ -240,7 +240,7 @@ def _report(rows: list[dict[str, Any]], size: int, args: argparse.Namespace) -> 
     digests = {r["digest"] for r in rows if r["mode"] in MODES}
     print(f"\nsize {size / 2**30:.2f} GiB, part size {args.part_size / 2**20:.0f} MiB, "
           f"concurrency {args.concurrency}, digests agree: {len(digests) == 1}")
-    print(f"| mode | wall s | MB/s | client peak RSS MiB | client CPU s | server CPU s |")
+    print("| mode | wall s | MB/s | client peak RSS MiB | client CPU s | server CPU s |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['mode']} | {r['seconds']:.2f} | {r['size'] / r['seconds'] / 1e6:.0f} | "

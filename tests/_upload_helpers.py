@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 
 from koodrive_fast import RetryPolicy, UploadOptions
-from koodrive_fast._client import Client
 from koodrive_fast._upload import upload_file
 
 CONTAINER = "space-1"

@@ -424,3 +424,18 @@ def test_download_helper_is_exact(client: Client, srv: LocalServer, tmp_path: Pa
     path = make_file(tmp_path, PS + 7, seed=112)
     result = upload_file(client, path, container_id=CONTAINER, options=_opts(tmp_path))
     assert download(client, result.file_id) == path.read_bytes()
+
+
+def test_result_reports_the_servers_file_name_after_a_rename(
+    client: Client, srv: LocalServer, tmp_path: Path
+) -> None:
+    """Honest reports: a clash renamed by the server shows the server's name, not ours."""
+    path = make_file(tmp_path, PS + 1, seed=113, name="same-name.bin")
+    opts = _opts(tmp_path)
+    first = upload_file(client, path, container_id=CONTAINER, options=opts,
+                        file_name="renamed-clash.bin")
+    second = upload_file(client, path, container_id=CONTAINER, options=opts,
+                         file_name="renamed-clash.bin")
+    assert first.file_name == "renamed-clash.bin"
+    assert second.file_name != "renamed-clash.bin" and second.file_name.startswith("renamed-clash")
+    assert client.file_detail(second.file_id).file_name == second.file_name

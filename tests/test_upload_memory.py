@@ -13,7 +13,7 @@ import pytest
 
 from koodrive_fast.server import LocalServer
 
-from _upload_helpers import options, CONTAINER, sparse_file
+from _upload_helpers import CONTAINER, sparse_file
 
 MiB = 1 << 20
 

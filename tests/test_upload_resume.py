@@ -14,7 +14,6 @@ from typing import Iterator
 
 import pytest
 
-from koodrive_fast import UploadOptions
 from _upload_helpers import options, upload as upload_file
 from koodrive_fast.server import LocalServer
 

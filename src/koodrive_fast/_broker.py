@@ -196,11 +196,6 @@ class TaskBroker:
         file_id = self._file_id
         assert file_id is not None
         self._client.complete_file(file_id, sha256=digest, trace_id=self._trace_id)
-        try:
-            detail = self._client.file_detail(file_id, trace_id=self._trace_id)
-            self._server_name = detail.file_name or self._server_name
-        except ApiError:
-            pass  # the name is informative; the upload itself is complete
 
     # -- URLs
 
