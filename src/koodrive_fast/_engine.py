@@ -47,6 +47,7 @@ from ._options import UploadOptions
 from ._planner import validate_part_size
 from ._pool import SenderPool
 from ._progress import ProgressCallback, ProgressDispatcher
+from ._ratelimit import TokenBucket
 from ._scanfeed import NativeScan, ScanCancelled
 from ._sender import PartSender
 from ._source import SourceFile, check_path, stat_identity
@@ -155,6 +156,7 @@ class FileUpload:
         progress: Optional[ProgressCallback] = None,
         pool: SenderPool,
         clock: Clock,
+        bucket: Optional[TokenBucket] = None,
         hash_first: bool = False,
     ) -> None:
         if not isinstance(options, UploadOptions):
@@ -183,6 +185,9 @@ class FileUpload:
         self.policy = options.retry or client.retry_policy
         self.pool = pool
         self.clock = clock
+        if bucket is None and options.bwlimit is not None:
+            bucket = TokenBucket(options.bwlimit, clock)
+        self.bucket = bucket
         self.hash_first = hash_first
         self.n_parts = max(1, -(-self.size // self.part_size))
         self.parts = [
@@ -331,7 +336,10 @@ class FileUpload:
             if (p.part_number == 1 or p.hash_ctx is not None) and p.part_number not in self._done
         )
         sender = PartSender(
-            transport=PartTransport(self.client.http_client, read_size=opts.read_size, timeout=opts.timeout),
+            transport=PartTransport(
+                self.client.http_client, read_size=opts.read_size, timeout=opts.timeout,
+                bucket=self.bucket,
+            ),
             broker=self.broker,
             policy=self.policy,
             clock=self.clock,

@@ -29,6 +29,7 @@ from ._exceptions import KooDriveError, UploadCancelledError, ValidationError
 from ._options import UploadOptions
 from ._pool import SenderPool
 from ._progress import ProgressCallback, ProgressEvent
+from ._ratelimit import TokenBucket
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import Client
@@ -181,6 +182,8 @@ class TransferManager:
         self.max_files = max_files
         self.clock: Clock = clock or SystemClock()
         self._pool = SenderPool(workers)
+        # one bandwidth budget for every file of this manager
+        self._bucket = TokenBucket(options.bwlimit, self.clock) if options.bwlimit else None
         self._files = concurrent.futures.ThreadPoolExecutor(max_files, thread_name_prefix="koodrive-file")
         self._futures: list[UploadFuture] = []
         self._lock = threading.Lock()
@@ -231,6 +234,7 @@ class TransferManager:
             progress=relay,
             pool=self._pool,
             clock=self.clock,
+            bucket=self._bucket,
             hash_first=_hash_first,
         )
         future = UploadFuture(upload, progress)

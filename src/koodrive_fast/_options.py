@@ -65,6 +65,9 @@ class UploadOptions:
       cannot be written is a :class:`ValidationError` before any request.
     * ``retry`` — the :class:`RetryPolicy` for part PUTs; ``None`` uses the
       client's (the same policy as its API calls).
+    * ``bwlimit`` — at most this many bytes per second for the whole run (all
+      senders, and all files of a :class:`~koodrive_fast.TransferManager`),
+      or ``None`` for no limit.
     * ``auto_rename`` — KooDrive's rename mode on a name clash (2, 3 or 4), or
       ``None`` for the server's default.
     * ``read_size`` — bytes per read of a part body (memory: see below).
@@ -98,6 +101,7 @@ class UploadOptions:
     checkpoint_dir: Optional[PathLike] = None
     retry: Optional[RetryPolicy] = None
     auto_rename: Optional[int] = None
+    bwlimit: Optional[float] = None
     read_size: int = 1 * MiB
     scan_read_size: int = 4 * MiB
     timeout: float = 120.0
@@ -129,6 +133,12 @@ class UploadOptions:
             isinstance(self.auto_rename, bool) or self.auto_rename not in (2, 3, 4)
         ):
             raise ValidationError("UploadOptions.auto_rename", f"must be 2, 3, 4 or None, got {self.auto_rename!r}")
+        if self.bwlimit is not None and (
+            isinstance(self.bwlimit, bool)
+            or not isinstance(self.bwlimit, (int, float))
+            or not self.bwlimit >= 1024
+        ):
+            raise ValidationError("UploadOptions.bwlimit", f"must be at least 1024 bytes/s or None, got {self.bwlimit!r}")
         _require_int("read_size", self.read_size, 64, 64 * MiB)
         _require_int("scan_read_size", self.scan_read_size, 64, 256 * MiB)
         _require_seconds("timeout", self.timeout, positive=True)

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from ._ratelimit import TokenBucket
 from ._redact import redact_url
 from ._retry import parse_retry_after
 
@@ -135,9 +136,17 @@ def _url_for_messages(url: str) -> str:
 class PartTransport:
     """PUTs part bodies streamed from a file descriptor through ``http``.  Thread-safe."""
 
-    def __init__(self, http: httpx.Client, *, read_size: int, timeout: float) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        read_size: int,
+        timeout: float,
+        bucket: Optional[TokenBucket] = None,
+    ) -> None:
         self._http = http
         self.read_size = read_size
+        self._bucket = bucket
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 30.0))
 
     def _body(
@@ -153,6 +162,8 @@ class PartTransport:
             if stop.is_set():
                 raise PutCancelled("upload stopped")
             want = min(self.read_size, size - position)
+            if self._bucket is not None and not self._bucket.take(want, stop):
+                raise PutCancelled("upload stopped")
             # os.pread reads straight into a new immutable bytes object: one
             # copy from the page cache, none in h11 (a one-chunk join returns
             # the object itself), and safe with transports that keep chunks.
