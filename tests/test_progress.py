@@ -102,3 +102,41 @@ def test_tqdm_draws_hash_and_upload_bars_on_a_tty() -> None:
     out = stream.getvalue()
     assert "hash" in out and "upload" in out
     assert "flash upload" in out
+
+
+def test_log_progress_writes_a_line_per_interval_and_per_phase() -> None:
+    from koodrive_fast._progress import LogProgress
+
+    now = [0.0]
+    lines: list[str] = []
+    log = LogProgress(interval=10, write=lines.append, monotonic=lambda: now[0])
+    log(ProgressEvent("hashing", 100, 1000))  # same phase as the start, within the interval
+    assert lines == []
+    now[0] = 11
+    log(ProgressEvent("hashing", 100, 1000))
+    log(ProgressEvent("uploading", 500, 1000))  # a phase change: a line at once
+    now[0] = 12
+    log(ProgressEvent("uploading", 100, 1000))
+    assert len(lines) == 2
+    assert "uploaded 500 B of 1000 B" in lines[1] and "ETA" in lines[1]
+    assert all("\r" not in line and "\x1b" not in line for line in lines)
+
+
+def test_jsonl_progress_parses_and_holds_no_secret() -> None:
+    import io
+    import json
+
+    from koodrive_fast._progress import JsonlProgress
+
+    now = [0.0]
+    out = io.StringIO()
+    progress = JsonlProgress(out, interval=1, monotonic=lambda: now[0], extra={"path": "a.bin"})
+    for i in range(10):
+        now[0] = i * 0.3
+        progress(ProgressEvent("uploading", 100, 1000))
+    progress(ProgressEvent("done", 0, 1000))
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert records[0]["phase"] == "uploading" and records[-1]["phase"] == "done"
+    assert records[-1]["uploaded"] == 1000 and records[-1]["path"] == "a.bin"
+    assert 3 <= len(records) <= 6  # throttled to about one a second of (virtual) time
+    assert all(set(r) >= {"event", "phase", "total", "hashed", "uploaded", "rate", "eta"} for r in records)

@@ -28,7 +28,14 @@ import sys
 import threading
 from typing import IO, Any, Callable, Optional
 
-__all__ = ["ProgressEvent", "ProgressCallback", "ProgressDispatcher", "TqdmProgress"]
+__all__ = [
+    "ProgressEvent",
+    "ProgressCallback",
+    "ProgressDispatcher",
+    "TqdmProgress",
+    "LogProgress",
+    "JsonlProgress",
+]
 
 logger = logging.getLogger("koodrive_fast")
 
@@ -180,3 +187,119 @@ class TqdmProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ProgressTotals:
+    """Cumulative bytes per phase, with the rate and ETA of the upload phase."""
+
+    def __init__(self, now: float) -> None:
+        self.started = now
+        self.total = 0
+        self.hashed = 0
+        self.uploaded = 0
+        self.phase = "hashing"
+
+    def add(self, event: ProgressEvent) -> None:
+        self.total = event.total
+        self.phase = event.phase
+        if event.phase == "hashing":
+            self.hashed += event.delta
+        elif event.phase == "uploading":
+            self.uploaded += event.delta
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        elapsed = max(1e-9, now - self.started)
+        rate = self.uploaded / elapsed
+        left = max(0, self.total - self.uploaded)
+        return {
+            "phase": self.phase,
+            "total": self.total,
+            "hashed": self.hashed,
+            "uploaded": self.uploaded,
+            "elapsed": round(elapsed, 3),
+            "rate": round(rate),
+            "eta": round(left / rate, 1) if rate > 0 and left else (0.0 if not left else None),
+        }
+
+
+class LogProgress:
+    """Progress for logs (cron, CI, a supervisor): one line every ``interval`` seconds,
+    plus one at each phase change, never a terminal control character.
+
+    ``write`` receives each line (default: the ``koodrive_fast`` logger at INFO).
+    Lines hold sizes, rate and ETA only: no name that could carry a secret.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval: float = 10.0,
+        write: Optional[Callable[[str], object]] = None,
+        monotonic: Optional[Callable[[], float]] = None,
+        label: str = "",
+    ) -> None:
+        import time
+
+        self._monotonic = monotonic or time.monotonic
+        self._interval = interval
+        self._write = write or (lambda line: logger.info("%s", line))
+        self._totals = ProgressTotals(self._monotonic())
+        self._last = self._totals.started
+        self._label = f"{label}: " if label else ""
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from ._sizes import format_size
+
+        previous = self._totals.phase
+        self._totals.add(event)
+        now = self._monotonic()
+        if event.phase == previous and now - self._last < self._interval:
+            return
+        self._last = now
+        s = self._totals.snapshot(now)
+        eta = "" if s["eta"] is None else f", ETA {s['eta']:.0f} s"
+        self._write(
+            f"{self._label}{s['phase']}: hashed {format_size(s['hashed'])}, uploaded "
+            f"{format_size(s['uploaded'])} of {format_size(s['total'])} "
+            f"({s['rate'] / 1e6:.1f} MB/s{eta})"
+        )
+
+
+class JsonlProgress:
+    """Machine-readable progress: one JSON object per line (``--progress=jsonl``).
+
+    Written at each phase change and at most every ``interval`` seconds in
+    between, with cumulative byte counts, rate (bytes/s) and ETA (s).
+    """
+
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        interval: float = 1.0,
+        monotonic: Optional[Callable[[], float]] = None,
+        extra: Optional[dict[str, Any]] = None,
+    ) -> None:
+        import time
+
+        self._stream = stream
+        self._monotonic = monotonic or time.monotonic
+        self._interval = interval
+        self._totals = ProgressTotals(self._monotonic())
+        self._last = self._totals.started
+        self._extra = dict(extra or {})
+
+    def __call__(self, event: ProgressEvent) -> None:
+        import json
+
+        previous = self._totals.phase
+        self._totals.add(event)
+        now = self._monotonic()
+        if event.phase == previous and now - self._last < self._interval and event.phase != "done":
+            return
+        self._last = now
+        record = {"event": "progress", **self._extra, **self._totals.snapshot(now)}
+        if event.rapid_upload:
+            record["rapidUpload"] = True
+        self._stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._stream.flush()
