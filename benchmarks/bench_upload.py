@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -41,43 +40,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "src") not in sys.path:  # the checkout's package (built in place by pip -e)
-    sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import (  # noqa: E402
+    CONTAINER, TOKEN, proc_cpu, start_server, stop_server, warm as _warm, write_file as _write_file,
+)
 
 MODES = ("hash-only", "upload-only", "pipelined", "hash-then-upload")
 MANY_MODES = ("files-sequential", "files-manager")
-CONTAINER = "bench"
-TOKEN = "bench-token"
-
-
-def _write_file(path: Path, size: int) -> None:
-    block = bytearray(os.urandom(1 << 20))
-    with open(path, "wb") as fh:
-        written, index = 0, 0
-        while written < size:
-            block[:8] = index.to_bytes(8, "little")
-            n = min(len(block), size - written)
-            fh.write(memoryview(block)[:n])
-            written += n
-            index += 1
-
-
-def _warm(path: Path) -> None:
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(8 << 20)
-        while fh.readinto(buf):
-            pass
-
-
-def _proc_cpu(pid: int) -> float:
-    """utime + stime of a process (seconds), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -179,28 +148,7 @@ def main() -> int:
         if any(m in MANY_MODES for m in args.modes.split(",")):
             for i in range(args.files):
                 _write_file(workdir / f"many-{i}.bin", parse_size(args.file_size))
-        server_cmd = [sys.executable, "-m", "koodrive_fast", "serve", "--port", "0",
-                      "--token", TOKEN, "--no-fsync", "--quiet",
-                      "--data-dir", str(workdir / "server")]
-        if not args.keep_bodies:
-            server_cmd.append("--discard-bodies")
-        server = subprocess.Popen(
-            server_cmd,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-        )
-        assert server.stdout is not None
-        endpoint = user_id = None
-        for line in server.stdout:
-            m = re.search(r"on (http://\S+)", line)
-            if m:
-                endpoint = m.group(1)
-            m = re.search(r"user id:\s+(\S+)", line)
-            if m:
-                user_id = m.group(1)
-            if endpoint and user_id:
-                break
-        if not (endpoint and user_id):
-            raise RuntimeError("the server did not start")
+        server, endpoint, user_id = start_server(workdir / "server", keep_bodies=args.keep_bodies)
         from koodrive_fast import backend
 
         print(f"server {endpoint} (pid {server.pid}); kernel {backend}; size {size}; part size "
@@ -211,7 +159,7 @@ def main() -> int:
             _warm(source)
             for extra_file in sorted(workdir.glob("many-*.bin")):
                 _warm(extra_file)
-            server_cpu0 = _proc_cpu(server.pid)
+            server_cpu0 = proc_cpu(server.pid)
             out = subprocess.run(
                 [sys.executable, __file__, "--child", mode, "--file", str(source),
                  "--workdir", str(workdir), "--endpoint", endpoint, "--user-id", user_id,
@@ -219,18 +167,14 @@ def main() -> int:
                 check=True, capture_output=True, text=True,
             )
             row = json.loads(out.stdout.strip().splitlines()[-1])
-            row["server_cpu"] = _proc_cpu(server.pid) - server_cpu0
+            row["server_cpu"] = proc_cpu(server.pid) - server_cpu0
             rows.append(row)
             print(f"  {mode}: {row['seconds']:.2f} s", file=sys.stderr)
             shutil.rmtree(workdir / "server" / "parts", ignore_errors=True)
         _report(rows, size, args)
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
