@@ -1,13 +1,20 @@
 """Credentials and the request-identity helpers of KooDrive (protocol brief §2, §9.5).
 
-Two credentials, one interface (``authorization(...)`` → header value):
+Credentials, one interface (``authorization(...)`` → header value):
 
-* :class:`BearerToken` — ``Authorization: Bearer <token>`` (a space, as in
-  RFC 6750; the docs' ``Bearer+token`` is read as notation).
+* :class:`BearerToken` — a fixed token, ``Authorization: Bearer <token>`` (a
+  space, as in RFC 6750; the docs' ``Bearer+token`` is read as notation).
 * :class:`AppCredentials` — the app-auth HMAC-SHA256 scheme (§2.3):
-  ``HMAC-SHA256 AppId=<id>,SignedHeaders=host;x-date;x-user-id,Signature=<hex>``.
+  ``HMAC-SHA256 AppId=<id>,SignedHeaders=host;x-date;x-user-id,Signature=<hex>``;
+  every request (every retry too) is signed afresh with a new ``X-Date``.
+* :class:`TokenProvider` — a token from your callable (a vault, a command).
+* :class:`RefreshingBearerToken` — a KooDrive session that the client keeps
+  alive through the documented refresh endpoint (more-endpoints brief §10).
 
-Both send ``X-User-Id`` and a fresh ``X-Date`` on every request.  Helpers:
+The last two are :class:`RefreshableToken` objects: the client renews them shortly
+before they expire, and once after a 401 (then retries the call).
+
+All send ``X-User-Id`` and a fresh ``X-Date`` on every request.  Helpers:
 :func:`new_trace_id`, :func:`format_x_date`, :func:`pre_hash`,
 :func:`proof_code` and :func:`proof_origin`.
 """
@@ -17,20 +24,31 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import string
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
-from typing import Optional, Protocol, Union
+from typing import Any, NamedTuple, Optional, Protocol, Union
 from urllib.parse import quote
 
-from ._exceptions import ValidationError
+from ._exceptions import AuthenticationError, KooDriveError, ValidationError
 
 __all__ = [
     "Credentials",
     "BearerToken",
     "AppCredentials",
+    "RefreshableToken",
+    "TokenProvider",
+    "RefreshingBearerToken",
+    "IssuedToken",
+    "RefreshExchange",
+    "RefreshReply",
+    "PATH_SESSION_REFRESH",
+    "PATH_CARRIER_REFRESH",
     "new_trace_id",
     "format_x_date",
     "parse_x_date",
@@ -126,6 +144,435 @@ class AppCredentials:
 
     def __repr__(self) -> str:
         return f"AppCredentials(app_id={self.app_id!r}, app_secret='***', user_id={self.user_id!r})"
+
+
+# --------------------------------------------------------------------------- refreshable tokens
+
+PATH_SESSION_REFRESH = "/koodrive/ose/v1/session/refresh"
+PATH_CARRIER_REFRESH = "/koodrive/ose/v1/auth/refreshToken"
+_WAIT_FOR_OTHER_REFRESH = 120.0  # seconds a request waits for another one's refresh
+_MAX_CLAIM_ROUNDS = 8  # refreshes by others a request sits through before giving up
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class IssuedToken:
+    """An access token and, when known, when it expires (wall-clock epoch seconds)."""
+
+    token: str
+    expires_at: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        _require_text(self.token, "token")
+        if self.expires_at is not None and (
+            not isinstance(self.expires_at, (int, float))
+            or isinstance(self.expires_at, bool)
+            or not math.isfinite(self.expires_at)
+        ):
+            raise ValidationError("expires_at", f"must be epoch seconds or None, got {self.expires_at!r}")
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(token='***', expires_at={self.expires_at!r})"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class RefreshExchange:
+    """A refresh request for the client to send through its own connection pool.
+
+    ``path`` is absolute on the endpoint's host; ``headers`` are added to the
+    client's common ones; ``body`` is JSON, or None for an empty body.
+    """
+
+    path: str
+    headers: Mapping[str, str]
+    body: Optional[dict[str, Any]] = None
+
+    def __repr__(self) -> str:
+        return f"RefreshExchange(path={self.path!r}, headers=<{len(self.headers)} redacted>)"
+
+
+class RefreshReply(NamedTuple):
+    """What the client got back: HTTP status, the JSON object (or None), ``code``, ``msg``."""
+
+    status: int
+    data: Optional[dict[str, Any]]
+    code: Optional[Union[int, str]]
+    msg: str
+
+
+SendRefresh = Callable[[RefreshExchange], RefreshReply]
+SendRefreshAsync = Callable[[RefreshExchange], Awaitable[RefreshReply]]
+
+
+def _authorization_for(token: str) -> str:
+    """Header value for an issued token: ``Bearer <t>``; a carrier ``AT …`` token as issued."""
+    for prefix in ("Bearer ", "Bearer+"):
+        if token.startswith(prefix):
+            return "Bearer " + token[len(prefix):]
+    if token.startswith(("AT ", "AT+")):
+        return token
+    return "Bearer " + token
+
+
+def _check_seconds(value: object, field: str, *, positive: bool) -> float:
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        rule = "> 0" if positive else ">= 0"
+        raise ValidationError(field, f"must be a number of seconds {rule}, got {value!r}")
+    return float(value)
+
+
+class RefreshableToken:
+    """A bearer token that is renewed while in use; base of the refreshing credentials.
+
+    The client calls :meth:`ensure_fresh` (or :meth:`ensure_fresh_async`)
+    before each request, and again with ``rejected=`` the header it sent
+    after a 401.  One refresh runs at a time, across threads and event
+    loops; other requests wait for it and reuse its token (a failed refresh
+    fails them too).  A token is renewed ``margin`` seconds before it
+    expires (at most half its lifetime early).  ``clock`` gives wall-clock
+    epoch seconds.  The token never appears in a repr, log or message.
+    """
+
+    def __init__(
+        self, user_id: str, *, margin: float, clock: Callable[[], float]
+    ) -> None:
+        self._user_id = _require_text(user_id, "user_id")
+        self._margin = _check_seconds(margin, "margin", positive=False)
+        if not callable(clock):
+            raise ValidationError("clock", "must be a callable returning epoch seconds")
+        self._clock = clock
+        self._cond = threading.Condition(threading.Lock())
+        self._token: Optional[str] = None
+        self._refresh_at: Optional[float] = None
+        self._expires_at: Optional[float] = None
+        self._refreshing = False
+        self._round = 0  # refreshes started
+        self._failed: Optional[tuple[int, BaseException]] = None
+        self._refreshes = 0  # refreshes completed
+
+    # ---- state
+
+    @property
+    def user_id(self) -> str:
+        return self._user_id
+
+    @property
+    def refresh_count(self) -> int:
+        """How many times a new token was obtained (the first one included)."""
+        with self._cond:
+            return self._refreshes
+
+    @property
+    def expires_at(self) -> Optional[float]:
+        """When the current token expires (epoch seconds), if known."""
+        with self._cond:
+            return self._expires_at
+
+    def authorization(
+        self, *, method: str = "", path: str = "", query: str = "",
+        headers: Optional[Mapping[str, str]] = None, body: bytes = b"",
+    ) -> str:
+        """The header for the current token (obtained first if there is none yet)."""
+        with self._cond:
+            token = self._token
+        if token is None:
+            self.ensure_fresh(_no_http)
+            with self._cond:
+                token = self._token
+        assert token is not None
+        return _authorization_for(token)
+
+    def _install(self, issued: IssuedToken) -> None:
+        """Adopt ``issued`` (lock held)."""
+        now = self._clock()
+        self._token = issued.token
+        self._expires_at = issued.expires_at
+        if issued.expires_at is None:
+            self._refresh_at = None
+        else:
+            early = min(self._margin, max(0.0, issued.expires_at - now) / 2)
+            self._refresh_at = issued.expires_at - early
+        self._refreshes += 1
+
+    def _due(self, rejected: Optional[str]) -> bool:
+        """Whether the current token must be replaced (lock held)."""
+        if self._token is None:
+            return True
+        if rejected is not None:
+            return rejected == _authorization_for(self._token)
+        return self._refresh_at is not None and self._clock() >= self._refresh_at
+
+    # ---- coordination: one refresh at a time
+
+    def _claim(self, rejected: Optional[str], waited_round: Optional[int]) -> tuple[str, int]:
+        """``("fresh"|"mine"|"busy", round)`` (lock held); raises another's refresh failure."""
+        if (
+            waited_round is not None
+            and self._failed is not None
+            and self._failed[0] == waited_round
+            and isinstance(self._failed[1], AuthenticationError)
+        ):
+            raise AuthenticationError(
+                None, f"another request's token refresh failed: {self._failed[1]}"
+            ) from self._failed[1]
+        if not self._due(rejected):
+            return "fresh", self._round
+        if self._refreshing:
+            return "busy", self._round
+        self._refreshing = True
+        self._round += 1
+        self._failed = None
+        return "mine", self._round
+
+    def _finish(self, round_: int, issued: Optional[IssuedToken], error: Optional[BaseException]) -> None:
+        with self._cond:
+            if issued is not None:
+                self._install(issued)
+            elif error is not None:
+                self._failed = (round_, error)
+            self._refreshing = False
+            self._cond.notify_all()
+
+    def _wait_idle(self, deadline: float) -> None:
+        """Block until no refresh is running (or ``deadline`` on ``time.monotonic``)."""
+        with self._cond:
+            while self._refreshing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AuthenticationError(None, "timed out waiting for a token refresh")
+                self._cond.wait(remaining)
+
+    def ensure_fresh(self, send: SendRefresh, *, rejected: Optional[str] = None) -> None:
+        """Make the current token usable: refresh it if due (or if it is ``rejected``)."""
+        deadline = time.monotonic() + _WAIT_FOR_OTHER_REFRESH
+        waited: Optional[int] = None
+        for _ in range(_MAX_CLAIM_ROUNDS):
+            with self._cond:
+                state, round_ = self._claim(rejected, waited)
+            if state == "fresh":
+                return
+            if state == "busy":
+                self._wait_idle(deadline)
+                waited = round_
+                continue
+            try:
+                issued = self._obtain(send)
+            except BaseException as exc:
+                self._finish(round_, None, exc)
+                raise
+            self._finish(round_, issued, None)
+            return
+        raise AuthenticationError(None, "token kept expiring while waiting for refreshes")
+
+    async def ensure_fresh_async(
+        self, send: SendRefreshAsync, *, rejected: Optional[str] = None
+    ) -> None:
+        """:meth:`ensure_fresh` for async clients (never blocks the event loop)."""
+        import anyio
+
+        deadline = time.monotonic() + _WAIT_FOR_OTHER_REFRESH
+        waited: Optional[int] = None
+        for _ in range(_MAX_CLAIM_ROUNDS):
+            with self._cond:
+                state, round_ = self._claim(rejected, waited)
+            if state == "fresh":
+                return
+            if state == "busy":
+                await anyio.to_thread.run_sync(self._wait_idle, deadline, abandon_on_cancel=True)
+                waited = round_
+                continue
+            try:
+                issued = await self._obtain_async(send)
+            except BaseException as exc:
+                self._finish(round_, None, exc)
+                raise
+            self._finish(round_, issued, None)
+            return
+        raise AuthenticationError(None, "token kept expiring while waiting for refreshes")
+
+    # ---- what a refresh is (subclasses)
+
+    def _obtain(self, send: SendRefresh) -> IssuedToken:
+        raise NotImplementedError
+
+    async def _obtain_async(self, send: SendRefreshAsync) -> IssuedToken:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(token='***', user_id={self._user_id!r})"
+
+
+def _no_http(exchange: RefreshExchange) -> RefreshReply:
+    raise AuthenticationError(
+        None, "this token can only be refreshed by a client (it needs an HTTP call)",
+        method="POST", path=exchange.path,
+    )
+
+
+TokenSource = Callable[[], Union[str, IssuedToken]]
+
+
+class TokenProvider(RefreshableToken):
+    """A token from your callable: a vault lookup, a ``token_command``, a file.
+
+    ``fetch()`` returns the token (``str``) or an :class:`IssuedToken` with its
+    expiry.  Called for the first request, ``margin`` seconds before the
+    expiry, and once after a 401.  Without an expiry, a token is treated as
+    valid for ``lifetime`` seconds (``None``: until the server rejects it).
+    The callable runs on a worker thread under :class:`AsyncClient`; its
+    exceptions (other than :class:`KooDriveError`) become
+    :class:`AuthenticationError`.
+    """
+
+    def __init__(
+        self,
+        fetch: TokenSource,
+        user_id: str,
+        *,
+        lifetime: Optional[float] = None,
+        margin: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(user_id, margin=margin, clock=clock)
+        if not callable(fetch):
+            raise ValidationError("fetch", "must be a callable returning a token")
+        self._fetch = fetch
+        self._lifetime = None if lifetime is None else _check_seconds(lifetime, "lifetime", positive=True)
+
+    def _obtain(self, send: SendRefresh) -> IssuedToken:
+        try:
+            value = self._fetch()
+        except KooDriveError:
+            raise
+        except Exception as exc:
+            raise AuthenticationError(
+                None, f"the token callable failed: {type(exc).__name__}"
+            ) from exc
+        issued = value if isinstance(value, IssuedToken) else IssuedToken(_require_text(value, "token"))
+        if issued.expires_at is None and self._lifetime is not None:
+            issued = IssuedToken(issued.token, self._clock() + self._lifetime)
+        return issued
+
+    async def _obtain_async(self, send: SendRefreshAsync) -> IssuedToken:
+        import anyio
+
+        return await anyio.to_thread.run_sync(self._obtain, _no_http)
+
+
+class RefreshingBearerToken(RefreshableToken):
+    """A KooDrive session kept alive through its refresh endpoint (more-endpoints §10).
+
+    Enterprise (``session_id``): ``POST /koodrive/ose/v1/session/refresh`` with
+    ``Authorization`` and ``x-session-id``; the answer's top-level
+    ``accessToken`` replaces the token.  The documented 20-minute sliding
+    idle window is taken as a fixed ``lifetime`` from issue, so the token is
+    renewed every ``lifetime - margin`` seconds whether or not calls slid it.
+
+    Carrier (``refresh_token``): ``POST /koodrive/ose/v1/auth/refreshToken``
+    with body ``refreshToken``; ``expiresIn`` (seconds) gives the lifetime and
+    a returned ``refreshToken`` replaces ours.
+
+    ``access_token`` may carry its scheme (``Bearer …`` as createSession
+    returns it; a carrier ``AT …`` token is sent as issued).  ``expires_at``
+    (epoch seconds) overrides ``lifetime`` for the first token.
+    """
+
+    def __init__(
+        self,
+        access_token: str,
+        user_id: str,
+        *,
+        session_id: Optional[str] = None,
+        refresh_token: Optional[str] = None,
+        lifetime: float = 20 * 60.0,
+        expires_at: Optional[float] = None,
+        margin: float = 120.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(user_id, margin=margin, clock=clock)
+        if (session_id is None) == (refresh_token is None):
+            raise ValidationError(
+                "session_id", "give exactly one of session_id (enterprise) or refresh_token (carrier)"
+            )
+        self._session_id = None if session_id is None else _require_text(session_id, "session_id")
+        self._refresh_token = (
+            None if refresh_token is None else _require_text(refresh_token, "refresh_token")
+        )
+        self._lifetime = _check_seconds(lifetime, "lifetime", positive=True)
+        first = IssuedToken(
+            _require_text(access_token, "access_token"),
+            expires_at if expires_at is not None else self._clock() + self._lifetime,
+        )
+        with self._cond:
+            self._install(first)
+            self._refreshes = 0
+
+    @property
+    def session_id(self) -> Optional[str]:
+        return self._session_id
+
+    def _exchange(self) -> RefreshExchange:
+        with self._cond:
+            token, refresh_token = self._token, self._refresh_token
+        assert token is not None
+        authorization = _authorization_for(token)
+        if self._session_id is not None:
+            return RefreshExchange(
+                PATH_SESSION_REFRESH,
+                {"Authorization": authorization, "x-session-id": self._session_id},
+            )
+        return RefreshExchange(
+            PATH_CARRIER_REFRESH, {"Authorization": authorization}, {"refreshToken": refresh_token}
+        )
+
+    def _issued(self, exchange: RefreshExchange, reply: RefreshReply) -> IssuedToken:
+        def failed(why: str) -> AuthenticationError:
+            return AuthenticationError(
+                reply.code, f"token refresh failed: {why}", http_status=reply.status,
+                method="POST", path=exchange.path,
+            )
+
+        if not 200 <= reply.status < 300 or reply.code not in (0, None):
+            raise failed(reply.msg or f"HTTP {reply.status}")
+        data = reply.data or {}
+        if self._session_id is not None:
+            token = data.get("accessToken")
+            if not isinstance(token, str) and isinstance(data.get("data"), dict):
+                token = data["data"].get("accessToken")
+            if not isinstance(token, str) or not token.strip():
+                raise failed("the answer has no accessToken")
+            return IssuedToken(token.strip(), self._clock() + self._lifetime)
+        info = data.get("data")
+        if isinstance(info, dict) and isinstance(info.get("sessionInfo"), dict):
+            info = info["sessionInfo"]
+        if not isinstance(info, dict) or not isinstance(info.get("accessToken"), str):
+            raise failed("the answer has no sessionInfo.accessToken")
+        try:
+            lifetime = _check_seconds(float(info.get("expiresIn", "")), "expiresIn", positive=True)
+        except (TypeError, ValueError):
+            lifetime = self._lifetime
+        rotated = info.get("refreshToken")
+        if isinstance(rotated, str) and rotated.strip():
+            with self._cond:
+                self._refresh_token = rotated.strip()
+        return IssuedToken(info["accessToken"].strip(), self._clock() + lifetime)
+
+    def _obtain(self, send: SendRefresh) -> IssuedToken:
+        exchange = self._exchange()
+        return self._issued(exchange, send(exchange))
+
+    async def _obtain_async(self, send: SendRefreshAsync) -> IssuedToken:
+        exchange = self._exchange()
+        return self._issued(exchange, await send(exchange))
+
+    def __repr__(self) -> str:
+        kind = "enterprise" if self._session_id is not None else "carrier"
+        return f"RefreshingBearerToken(token='***', user_id={self._user_id!r}, {kind})"
 
 
 def _encode(text: str) -> str:
@@ -283,7 +730,7 @@ def proof_code(source: Source, size: int, origin_value: str) -> Optional[str]:
     return hashlib.sha256(data).hexdigest()
 
 
-def proof_origin(credentials: Union[BearerToken, AppCredentials]) -> str:
+def proof_origin(credentials: Union[BearerToken, AppCredentials, RefreshableToken]) -> str:
     """The ``originValue`` of §9.5 for these credentials.
 
     App auth: the ``X-User-Id`` value.  Token auth: the full ``Authorization``
@@ -292,6 +739,6 @@ def proof_origin(credentials: Union[BearerToken, AppCredentials]) -> str:
     """
     if isinstance(credentials, AppCredentials):
         return credentials.user_id
-    if isinstance(credentials, BearerToken):
+    if isinstance(credentials, (BearerToken, RefreshableToken)):
         return credentials.authorization()
     raise TypeError(f"unsupported credentials {type(credentials).__name__}")

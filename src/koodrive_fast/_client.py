@@ -24,7 +24,16 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ._auth import AppCredentials, BearerToken, format_x_date, new_trace_id, proof_origin
+from ._auth import (
+    AppCredentials,
+    BearerToken,
+    RefreshableToken,
+    RefreshExchange,
+    RefreshReply,
+    format_x_date,
+    new_trace_id,
+    proof_origin,
+)
 from ._config import DEFAULT_LIMITS, Limits
 from ._exceptions import (
     MalformedResponseError,
@@ -75,7 +84,7 @@ PATH_DOWNLOAD = f"{API_PREFIX}/files/download"
 
 T = TypeVar("T")
 JsonDict = dict[str, Any]
-AnyCredentials = Union[BearerToken, AppCredentials]
+AnyCredentials = Union[BearerToken, AppCredentials, RefreshableToken]
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _MAX_MSG = 500
@@ -175,10 +184,11 @@ class _ClientCore:
         max_connections: int,
     ) -> None:
         self._endpoint = _check_endpoint(endpoint)
-        if not isinstance(credentials, (BearerToken, AppCredentials)):
+        if not isinstance(credentials, (BearerToken, AppCredentials, RefreshableToken)):
             raise ValidationError(
                 "credentials",
-                f"must be BearerToken or AppCredentials, got {type(credentials).__name__}",
+                "must be BearerToken, AppCredentials, TokenProvider or RefreshingBearerToken, "
+                f"got {type(credentials).__name__}",
             )
         if not isinstance(limits, Limits):
             raise ValidationError("limits", f"must be a Limits, got {type(limits).__name__}")
@@ -266,6 +276,43 @@ class _ClientCore:
             body=body,
         )
         return request
+
+    # ---- token refresh (RefreshableToken credentials only)
+
+    @property
+    def _refreshable(self) -> Optional[RefreshableToken]:
+        credentials = self._credentials
+        return credentials if isinstance(credentials, RefreshableToken) else None
+
+    def _refresh_request(
+        self, http: Union[httpx.Client, httpx.AsyncClient], exchange: RefreshExchange, trace_id: str
+    ) -> httpx.Request:
+        """The credential's refresh call, with the common headers (never logged)."""
+        body = b"" if exchange.body is None else json.dumps(exchange.body).encode("utf-8")
+        headers = self._headers(trace_id)
+        headers.update(exchange.headers)
+        return http.build_request("POST", self._endpoint_origin + exchange.path, content=body,
+                                  headers=headers)
+
+    @property
+    def _endpoint_origin(self) -> str:
+        parts = urlsplit(self._endpoint)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @staticmethod
+    def _refresh_reply(exchange: RefreshExchange, response: httpx.Response) -> RefreshReply:
+        data, code, msg = _parse_envelope(response)
+        logger.debug("POST %s -> http %s code %s", exchange.path, response.status_code, code)
+        return RefreshReply(response.status_code, data, code, msg)
+
+    def _rejected_authorization(
+        self, request: httpx.Request, response: httpx.Response, reauthenticated: bool
+    ) -> Optional[str]:
+        """The refreshable token a 401 rejected, when the call deserves one refresh and retry."""
+        if response.status_code != 401 or reauthenticated or self._refreshable is None:
+            return None
+        logger.debug("POST %s -> http 401; refreshing the token once", request.url.path)
+        return str(request.headers.get("Authorization", ""))
 
     # ---- response handling (shared decision logic)
 
@@ -564,14 +611,36 @@ class Client(_ClientCore):
         """The pooled ``httpx.Client`` (the uploader PUTs parts through it)."""
         return self._http
 
+    def _refresh_token(self, trace_id: str, rejected: Optional[str]) -> None:
+        """Renew a refreshable token if due (or ``rejected``), through this client's pool.
+
+        Transport errors of the refresh call reach the caller's retry loop.
+        """
+        credentials = self._refreshable
+        if credentials is None:
+            return
+
+        def send(exchange: RefreshExchange) -> RefreshReply:
+            response = self._http.send(self._refresh_request(self._http, exchange, trace_id))
+            return self._refresh_reply(exchange, response)
+
+        credentials.ensure_fresh(send, rejected=rejected)
+
     def _execute(self, call: _Call[T]) -> T:
         budget = self._new_budget()
+        rejected: Optional[str] = None  # the token a 401 refused: refresh once, then retry
+        reauthenticated = False
         while True:
-            request = self._build_request(self._http, call)
             try:
+                self._refresh_token(call.trace_id, rejected)
+                request = self._build_request(self._http, call)
                 response = self._http.send(request)
             except httpx.TransportError as exc:
                 self._sleep(self._handle_transport_error(call, exc, budget))
+                continue
+            rejected = self._rejected_authorization(request, response, reauthenticated)
+            if rejected is not None:
+                reauthenticated = True
                 continue
             outcome = self._handle_response(call, response, budget)
             if isinstance(outcome, _Retry):
@@ -749,14 +818,33 @@ class AsyncClient(_ClientCore):
             clock=self._clock, monotonic=self._monotonic,
         )
 
+    async def _refresh_token(self, trace_id: str, rejected: Optional[str]) -> None:
+        """Async :meth:`Client._refresh_token`."""
+        credentials = self._refreshable
+        if credentials is None:
+            return
+
+        async def send(exchange: RefreshExchange) -> RefreshReply:
+            request = self._refresh_request(self._http, exchange, trace_id)
+            return self._refresh_reply(exchange, await self._http.send(request))
+
+        await credentials.ensure_fresh_async(send, rejected=rejected)
+
     async def _execute(self, call: _Call[T]) -> T:
         budget = self._new_budget()
+        rejected: Optional[str] = None  # the token a 401 refused: refresh once, then retry
+        reauthenticated = False
         while True:
-            request = self._build_request(self._http, call)
             try:
+                await self._refresh_token(call.trace_id, rejected)
+                request = self._build_request(self._http, call)
                 response = await self._http.send(request)
             except httpx.TransportError as exc:
                 await self._sleep(self._handle_transport_error(call, exc, budget))
+                continue
+            rejected = self._rejected_authorization(request, response, reauthenticated)
+            if rejected is not None:
+                reauthenticated = True
                 continue
             outcome = self._handle_response(call, response, budget)
             if isinstance(outcome, _Retry):

@@ -1,8 +1,9 @@
 """``koodrive-fast serve``: run the local KooDrive-compatible server in the foreground.
 
-Prints the base URL, user id and bearer token at start (the token is shown on
-purpose: it is a local development server); request logs never include
-tokens or query strings.  Ctrl-C stops it.
+Prints the base URL, user id, and each bearer token with its session id at
+start (shown on purpose: it is a local development server; the session id is
+what ``POST …/session/refresh`` needs); request logs never include tokens or
+query strings.  Ctrl-C stops it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--url-ttl", type=int, default=3600, metavar="SECONDS",
                         help="lifetime of presigned URLs (default: 3600)")
+    parser.add_argument("--token-ttl", type=float, default=None, metavar="SECONDS",
+                        help="access tokens expire after this many idle seconds, like KooDrive's "
+                             "1200 (default: never)")
     parser.add_argument("--upload-expiry", type=float, default=86400.0, metavar="SECONDS",
                         help="forget unfinished uploads after this long (default: 86400)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync part bodies")
@@ -91,12 +95,13 @@ def run(args: argparse.Namespace) -> int:
     from .server._app import create_app
     from .server._faults import Faults, Stats
     from .server._runner import bind_socket, build_state
+    from .server._sessions import Sessions
 
     settings: dict[str, Any] = {
         "host": args.host, "port": args.port, "url_ttl": args.url_ttl,
         "upload_expiry": args.upload_expiry, "fsync": not args.no_fsync,
         "store_bodies": not args.discard_bodies,
-        "log_requests": not args.quiet,
+        "log_requests": not args.quiet, "token_ttl": args.token_ttl,
     }
     if args.token:
         settings["tokens"] = tuple(args.token)
@@ -132,12 +137,16 @@ def run(args: argparse.Namespace) -> int:
         import secrets
 
         tokens = tuple(config.tokens) if config.tokens else (secrets.token_urlsafe(32),)
-        state = build_state(config, data_dir, Faults(), Stats(), tokens)
+        sessions = Sessions.with_tokens(tokens, config.token_ttl, config.clock)
+        state = build_state(config, data_dir, Faults(), Stats(), sessions)
         host = f"[{config.host}]" if ":" in config.host else config.host
         print(f"KooDrive-compatible server on http://{host}:{port}", flush=True)
         print(f"  user id:   {config.user_id}", flush=True)
         for token in tokens:
             print(f"  token:     {token}", flush=True)
+            print(f"  session:   {sessions.session_of(token)}", flush=True)
+        ttl = "never" if config.token_ttl is None else f"after {config.token_ttl:g} idle s"
+        print(f"  tokens expire: {ttl}", flush=True)
         print(f"  data dir:  {data_dir}{' (temporary)' if temp_dir else ''}", flush=True)
         print(f"  min part:  {config.min_part_size} bytes, URL TTL {config.url_ttl} s", flush=True)
         if not args.quiet:

@@ -41,6 +41,18 @@ Choices where the protocol brief is silent (its §14):
 12. ``autoRename`` is optional (default 2: rename on clash); ``uploadMode``
     must be ``multipart``, ``uploadType`` 1 when given (§14.15).
 13. App-auth payload hash = lowercase hex SHA-256 of the raw body (§14.16).
+14. Sessions (more-endpoints brief §10.1): each bearer token belongs to a
+    session (``LocalServer.session_id``, :meth:`LocalServer.new_session`,
+    printed by ``serve``).  Tokens expire after ``token_ttl`` idle seconds
+    (sliding; default never, ``serve --token-ttl``) with 401 ``APIGW.0301``.
+    ``POST /koodrive/ose/v1/session/refresh`` (``Authorization`` +
+    ``x-session-id``, no body, no app auth, no ``X-Date`` needed) answers
+    ``{"code": 0, "accessToken": "Bearer <new>"}``; the old token stops
+    working **at once** (no grace: a request in flight with it gets 401, which
+    a client must answer by retrying with the new token).  The refresh accepts
+    the session's current token even when expired or revoked (the session
+    outlives its token); a superseded token or a closed session is refused
+    with 401.  There is no session expiry and no carrier ``auth/*`` API.
 
 Performance: part bodies stream through uvicorn in ~256 KiB chunks, are
 batched without copying and hashed (C core, GIL released) and written with

@@ -8,6 +8,7 @@ errors, 401 for authentication, 429/5xx only from fault injection)::
     POST /koodrive/ose/v1/files/complete
     POST /koodrive/ose/v1/files/{fileId}/detail
     POST /koodrive/ose/v1/files/download
+    POST /koodrive/ose/v1/session/refresh     (Authorization + x-session-id)
 
 Storage plane (SigV4 presigned, S3-style XML errors)::
 
@@ -45,6 +46,7 @@ from . import _sigv4
 from .._config import Limits
 from ._ctx import SHA1_IV, SHA256_IV, CtxError, Hasher, IterationCtx, decode_ctx, encode_ctx
 from ._faults import Faults, Stats
+from ._sessions import SessionError, Sessions
 from ._settings import ServerConfig
 from ._store import FileRecord, PartRecord, PlanRecord, Store, valid_file_id, valid_upload_id
 
@@ -94,7 +96,7 @@ class ServerState:
     store: Store
     faults: Faults
     stats: Stats
-    tokens: tuple[str, ...]
+    sessions: Sessions
     access_key: str
     secret_key: str
     url_ttl: int
@@ -273,15 +275,17 @@ class _App:
             when = _dt.datetime.strptime(x_date, _X_DATE_FORMAT).replace(tzinfo=_dt.timezone.utc)
         except ValueError:
             raise ApiFailure(CODE_AUTH, "X-Date must be yyyyMMddTHHmmssZ (UTC)", 401) from None
-        age = time.time() - when.timestamp()
+        age = self.config.clock() - when.timestamp()
         if age > self.config.x_date_window:
             raise ApiFailure(CODE_AUTH, "X-Date is more than 15 minutes old", 401)
         if age < -self.config.future_leeway:
             raise ApiFailure(CODE_AUTH, "X-Date is in the future", 401)
         token = _bearer_token(auth)
         if token is not None:
-            if not any(hmac.compare_digest(token.encode(), t.encode()) for t in self.state.tokens):
-                raise ApiFailure(CODE_AUTH, "access token is invalid or expired", 401)
+            try:
+                self.state.sessions.check(token)
+            except SessionError as exc:
+                raise ApiFailure(CODE_AUTH, str(exc), 401) from None
             if user_id != self.config.user_id:
                 raise ApiFailure(CODE_AUTH, "X-User-Id does not match the token's user", 401)
             return auth, False
@@ -307,7 +311,8 @@ class _App:
             return auth, True
         raise ApiFailure(CODE_AUTH, "Authorization must be 'Bearer <token>' or HMAC-SHA256 app auth", 401)
 
-    def _api(self, name: str, handler: Callable[[Request, dict[str, Any], tuple[str, bool]], Awaitable[dict[str, Any]]]) -> Callable[[Request], Awaitable[Response]]:
+    def _api(self, name: str, handler: Callable[[Request, dict[str, Any], tuple[str, bool]], Awaitable[dict[str, Any]]],
+             *, authenticate: bool = True) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             self.state.stats._count_api(name)
             delay = self.state.faults.current_latency
@@ -321,7 +326,7 @@ class _App:
                                          {"Retry-After": _retry_after(fault.retry_after)})
                     raise ApiFailure(CODE_INTERNAL, "inner server invoke failure", fault.status)
                 raw, body = await self._read_json(request)
-                auth = self._authenticate(request, raw)
+                auth = self._authenticate(request, raw) if authenticate else ("", False)
                 result = await handler(request, body, auth)
                 return JSONResponse({"code": 0, "msg": SUCCESS_MSG, **result})
             except ApiFailure as exc:
@@ -333,6 +338,22 @@ class _App:
                 return _api_error(CODE_INTERNAL, "inner server invoke failure", 500)
 
         return endpoint
+
+    # ---- sessions
+    async def session_refresh(self, request: Request, body: dict[str, Any], auth: tuple[str, bool]) -> dict[str, Any]:
+        """New access token for the session; the old token stops working at once."""
+        authorization = request.headers.get("authorization") or ""
+        token = _bearer_token(authorization)
+        if token is None:
+            raise ApiFailure(CODE_AUTH, "session refresh needs 'Authorization: Bearer <token>' (no app auth)", 401)
+        session_id = request.headers.get("x-session-id")
+        if not session_id:
+            raise ApiFailure(CODE_AUTH, "x-session-id header is missing", 401)
+        try:
+            new = self.state.sessions.refresh(token, session_id)
+        except SessionError as exc:
+            raise ApiFailure(CODE_AUTH, str(exc), 401) from None
+        return {"accessToken": "Bearer " + new}
 
     # ---- URL building
     def _base_url(self, request: Request) -> str:
@@ -909,6 +930,8 @@ def create_app(state: ServerState) -> Starlette:
         Route(f"{API}/files/complete", app._api("complete", app.complete), methods=["POST"]),
         Route(f"{API}/files/download", app._api("download", app.download), methods=["POST"]),
         Route(API + "/files/{file_id}/detail", app._api("detail", app.detail), methods=["POST"]),
+        Route(f"{API}/session/refresh", app._api("sessionRefresh", app.session_refresh, authenticate=False),
+              methods=["POST"]),
         Route(BUCKET + "/{file_id}", app.put_part, methods=["PUT"]),
         Route(BUCKET + "/{file_id}", app.get_object, methods=["GET"]),
     ]

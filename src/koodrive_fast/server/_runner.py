@@ -18,7 +18,8 @@ import uvicorn
 from .._config import Limits
 from ._app import ServerState, create_app
 from ._faults import Faults, Stats
-from ._settings import ServerConfig
+from ._sessions import Sessions
+from ._settings import ServerConfig, check_token_ttl
 from ._store import Store
 
 __all__ = ["LocalServer", "build_state", "bind_socket"]
@@ -56,13 +57,13 @@ class _ThreadServer(uvicorn.Server):
                 pass
 
 
-def build_state(config: ServerConfig, data_dir: Path, faults: Faults, stats: Stats, tokens: tuple[str, ...]) -> ServerState:
+def build_state(config: ServerConfig, data_dir: Path, faults: Faults, stats: Stats, sessions: Sessions) -> ServerState:
     """Open the store and resolve generated credentials (kept in the data dir)."""
     store = Store(data_dir)
     store.purge_expired(time.time() - config.upload_expiry)
     access_key = config.access_key or store.setting("s3_access_key", "KDLOCAL" + secrets.token_hex(8).upper())
     secret_key = config.secret_key or store.setting("s3_secret_key", secrets.token_urlsafe(30))
-    return ServerState(config, store, faults, stats, tokens, access_key, secret_key, config.url_ttl, config.limits())
+    return ServerState(config, store, faults, stats, sessions, access_key, secret_key, config.url_ttl, config.limits())
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -91,7 +92,9 @@ class LocalServer:
     Exposes ``base_url``, ``token``, ``user_id``, ``limits``, ``data_dir``,
     ``faults`` (:class:`~koodrive_fast.server._faults.Faults`), ``stats``
     (:class:`~koodrive_fast.server._faults.Stats`), :meth:`restart` and
-    :meth:`set_url_ttl`.  A temporary data dir (``data_dir=None``) is
+    :meth:`set_url_ttl`; sessions: :meth:`new_session`, :meth:`revoke_token`,
+    :meth:`close_session`, :meth:`set_token_ttl` (``token`` opens a session
+    too, whose id is :attr:`session_id`).  A temporary data dir (``data_dir=None``) is
     removed at :meth:`stop`.
     """
 
@@ -103,6 +106,9 @@ class LocalServer:
         self.stats = Stats()
         tokens = self.config.tokens
         self._tokens: tuple[str, ...] = tuple(tokens) if tokens else (secrets.token_urlsafe(32),)
+        # sessions live here, not in the state: they survive restart()
+        self._sessions = Sessions.with_tokens(self._tokens, self.config.token_ttl, self.config.clock)
+        self._session_id = self._sessions.session_of(self._tokens[0]) or ""
         self._temp_dir: str | None = None
         self._data_dir: Path | None = None
         self._port = self.config.port
@@ -120,6 +126,28 @@ class LocalServer:
     @property
     def tokens(self) -> tuple[str, ...]:
         return self._tokens
+
+    @property
+    def session_id(self) -> str:
+        """The session of :attr:`token` (refreshing it makes :attr:`token` invalid)."""
+        return self._session_id
+
+    def new_session(self) -> tuple[str, str]:
+        """Open a session for :attr:`user_id`; returns ``(access token, session id)``."""
+        return self._sessions.open()
+
+    def revoke_token(self, token: str) -> bool:
+        """Make ``token`` fail with 401 from now on (its session may still refresh)."""
+        return self._sessions.revoke_token(token)
+
+    def close_session(self, session_id: str) -> bool:
+        """Log a session off: its token fails and refresh is refused."""
+        return self._sessions.close(session_id)
+
+    def set_token_ttl(self, seconds: float | None) -> None:
+        """Idle lifetime of access tokens from now on (None: never expire)."""
+        check_token_ttl(seconds)
+        self._sessions.set_ttl(seconds)
 
     @property
     def user_id(self) -> str:
@@ -200,7 +228,7 @@ class LocalServer:
         sock = bind_socket(self.config.host, self._port)
         self._port = sock.getsockname()[1]
         try:
-            state = build_state(self.config, self._data_dir, self.faults, self.stats, self._tokens)
+            state = build_state(self.config, self._data_dir, self.faults, self.stats, self._sessions)
         except BaseException:
             sock.close()
             raise

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .._config import MiB, Limits
 
-__all__ = ["ServerConfig", "DEFAULT_USER_ID"]
+__all__ = ["ServerConfig", "DEFAULT_USER_ID", "check_token_ttl"]
 
 DEFAULT_USER_ID = "1505084218764547200"
+
+
+def check_token_ttl(value: object) -> None:
+    """``token_ttl`` is None or a finite number of seconds > 0 (``ValueError`` otherwise)."""
+    if value is None:
+        return
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"ServerConfig.token_ttl must be None or seconds > 0, got {value!r}")
 
 
 @dataclasses.dataclass
@@ -19,7 +34,12 @@ class ServerConfig:
 
     ``data_dir=None`` means a fresh temporary directory (removed when a
     :class:`~koodrive_fast.server.LocalServer` stops).  ``tokens=None``
-    generates one bearer token.  ``app_credentials`` maps app ids to
+    generates one bearer token; each token opens its own session, which
+    ``POST …/session/refresh`` renews.  ``token_ttl`` is the idle lifetime of
+    an access token in seconds (sliding: each accepted call restarts it, like
+    KooDrive's 20 minutes); ``None`` (the default) means tokens never expire.
+    ``clock`` is the server's wall clock (epoch seconds) for ``X-Date`` checks
+    and token expiry; tests inject one and drive it.  ``app_credentials`` maps app ids to
     secrets for the HMAC-SHA256 app-auth scheme.  ``access_key`` /
     ``secret_key`` sign the presigned URLs (generated and kept in the data
     dir when None, so URLs survive a restart).  ``fsync`` (off by default; on
@@ -52,6 +72,8 @@ class ServerConfig:
     reverse_part_order: bool = True
     http_impl: str = "auto"  # uvicorn's HTTP parser: "auto" (httptools if installed), "h11", "httptools"
     log_requests: bool = False
+    token_ttl: float | None = None
+    clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         for name in ("port", "min_part_size", "url_ttl", "max_json_body", "write_buffer"):
@@ -79,6 +101,9 @@ class ServerConfig:
         if not isinstance(self.user_id, str) or not self.user_id or not self.user_id.isprintable():
             raise ValueError("ServerConfig.user_id must be a non-empty printable string")
         self.app_credentials = dict(self.app_credentials)
+        check_token_ttl(self.token_ttl)
+        if not callable(self.clock):
+            raise TypeError("ServerConfig.clock must be a callable returning epoch seconds")
         self.limits()  # validates min_part_size against the other limits
 
     def limits(self) -> Limits:
