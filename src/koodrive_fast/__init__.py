@@ -45,6 +45,9 @@ _EXPORTS: dict[str, str] = {
     "AsyncClient": "._client",
     "BearerToken": "._auth",
     "AppCredentials": "._auth",
+    "TokenProvider": "._auth",
+    "RefreshingBearerToken": "._auth",
+    "IssuedToken": "._auth",
     "pre_hash": "._auth",
     "proof_code": "._auth",
     "proof_origin": "._auth",
@@ -91,7 +94,16 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    from ._auth import AppCredentials, BearerToken, pre_hash, proof_code, proof_origin
+    from ._auth import (
+        AppCredentials,
+        BearerToken,
+        IssuedToken,
+        RefreshingBearerToken,
+        TokenProvider,
+        pre_hash,
+        proof_code,
+        proof_origin,
+    )
     from ._client import AsyncClient, Client
     from ._config import DEFAULT_LIMITS, Limits, default_part_size
     from ._contexts import FileContexts, PartContext, part_contexts

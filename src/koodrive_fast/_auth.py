@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import logging
 import math
 import os
 import secrets
@@ -36,6 +37,7 @@ from typing import Any, NamedTuple, Optional, Protocol, Union
 from urllib.parse import quote
 
 from ._exceptions import AuthenticationError, KooDriveError, ValidationError
+from ._redact import redact_text
 
 __all__ = [
     "Credentials",
@@ -63,6 +65,8 @@ __all__ = [
     "APP_AUTH_SIGNED_HEADERS",
     "TRACE_ID_LENGTH",
 ]
+
+logger = logging.getLogger("koodrive_fast")
 
 APP_AUTH_ALGORITHM = "HMAC-SHA256"
 APP_AUTH_SIGNED_HEADERS = ("host", "x-date", "x-user-id")
@@ -178,7 +182,7 @@ class IssuedToken:
 class RefreshExchange:
     """A refresh request for the client to send through its own connection pool.
 
-    ``path`` is absolute on the endpoint's host; ``headers`` are added to the
+    ``path`` follows the client's endpoint, as API paths do; ``headers`` are added to the
     client's common ones; ``body`` is JSON, or None for an empty body.
     """
 
@@ -234,8 +238,11 @@ class RefreshableToken:
     after a 401.  One refresh runs at a time, across threads and event
     loops; other requests wait for it and reuse its token (a failed refresh
     fails them too).  A token is renewed ``margin`` seconds before it
-    expires (at most half its lifetime early).  ``clock`` gives wall-clock
-    epoch seconds.  The token never appears in a repr, log or message.
+    expires (at most half its lifetime early).  An early refresh that fails
+    is logged and retried by the next request while the token is still
+    valid; once it has expired or was rejected, a failed refresh raises
+    :class:`AuthenticationError`.  ``clock`` gives wall-clock epoch seconds.
+    The token never appears in a repr, log or message.
     """
 
     def __init__(
@@ -309,19 +316,31 @@ class RefreshableToken:
 
     # ---- coordination: one refresh at a time
 
+    def _usable(self, rejected: Optional[str]) -> bool:
+        """Whether a due but unrefreshed token may still be sent (lock held): an early
+        refresh failed, but the token was not rejected and has not expired."""
+        return (
+            rejected is None
+            and self._token is not None
+            and (self._expires_at is None or self._clock() < self._expires_at)
+        )
+
     def _claim(self, rejected: Optional[str], waited_round: Optional[int]) -> tuple[str, int]:
-        """``("fresh"|"mine"|"busy", round)`` (lock held); raises another's refresh failure."""
-        if (
-            waited_round is not None
-            and self._failed is not None
-            and self._failed[0] == waited_round
-            and isinstance(self._failed[1], AuthenticationError)
-        ):
-            raise AuthenticationError(
-                None, f"another request's token refresh failed: {self._failed[1]}"
-            ) from self._failed[1]
+        """``("fresh"|"mine"|"busy", round)`` (lock held).
+
+        After waiting for another request's refresh that failed: its token is
+        used if still :meth:`_usable`, its :class:`AuthenticationError` is
+        raised, and after other failures (transport) this request tries itself.
+        """
         if not self._due(rejected):
             return "fresh", self._round
+        if waited_round is not None and self._failed is not None and self._failed[0] == waited_round:
+            if self._usable(rejected):
+                return "fresh", self._round
+            if isinstance(self._failed[1], AuthenticationError):
+                raise AuthenticationError(
+                    None, f"another request's token refresh failed: {self._failed[1]}"
+                ) from self._failed[1]
         if self._refreshing:
             return "busy", self._round
         self._refreshing = True
@@ -337,6 +356,19 @@ class RefreshableToken:
                 self._failed = (round_, error)
             self._refreshing = False
             self._cond.notify_all()
+
+    def _tolerate(self, exc: Exception, rejected: Optional[str]) -> bool:
+        """After our failed refresh: True (and a warning) if the current token may still serve."""
+        with self._cond:
+            usable = self._usable(rejected)
+            left = None if self._expires_at is None else self._expires_at - self._clock()
+        if usable:
+            logger.warning(
+                "token refresh failed (%s: %s); the current token is still valid%s",
+                type(exc).__name__, redact_text(str(exc)),
+                "" if left is None else f" for {left:.0f} s",
+            )
+        return usable
 
     def _wait_idle(self, deadline: float) -> None:
         """Block until no refresh is running (or ``deadline`` on ``time.monotonic``)."""
@@ -362,6 +394,11 @@ class RefreshableToken:
                 continue
             try:
                 issued = self._obtain(send)
+            except Exception as exc:
+                self._finish(round_, None, exc)
+                if not self._tolerate(exc, rejected):
+                    raise
+                return
             except BaseException as exc:
                 self._finish(round_, None, exc)
                 raise
@@ -388,6 +425,11 @@ class RefreshableToken:
                 continue
             try:
                 issued = await self._obtain_async(send)
+            except Exception as exc:
+                self._finish(round_, None, exc)
+                if not self._tolerate(exc, rejected):
+                    raise
+                return
             except BaseException as exc:
                 self._finish(round_, None, exc)
                 raise

@@ -4,7 +4,10 @@ Both share every piece of request building, validation, response parsing and
 retry decision (:class:`_ClientCore`); only the I/O loop differs.  Each public
 call validates its input *before* any request, uses one ``X-Traceid`` for all
 its requests (batches, retries), and signs every attempt afresh (new
-``X-Date``).  Logging goes to ``logging.getLogger("koodrive_fast")`` at DEBUG:
+``X-Date``).  A refreshable credential (:class:`~koodrive_fast.TokenProvider`,
+:class:`~koodrive_fast.RefreshingBearerToken`) is renewed before an attempt
+when due, through this client's own connection pool, and once after a 401
+(the attempt is then repeated, outside the retry budget).  Logging goes to ``logging.getLogger("koodrive_fast")`` at DEBUG:
 method, path, status, code, trace id — never tokens or presigned URLs.
 """
 
@@ -291,13 +294,8 @@ class _ClientCore:
         body = b"" if exchange.body is None else json.dumps(exchange.body).encode("utf-8")
         headers = self._headers(trace_id)
         headers.update(exchange.headers)
-        return http.build_request("POST", self._endpoint_origin + exchange.path, content=body,
+        return http.build_request("POST", self._endpoint + exchange.path, content=body,
                                   headers=headers)
-
-    @property
-    def _endpoint_origin(self) -> str:
-        parts = urlsplit(self._endpoint)
-        return f"{parts.scheme}://{parts.netloc}"
 
     @staticmethod
     def _refresh_reply(exchange: RefreshExchange, response: httpx.Response) -> RefreshReply:
