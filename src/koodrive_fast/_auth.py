@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 from ._exceptions import AuthenticationError, KooDriveError, ValidationError
 from ._redact import redact_text
+from ._validate import check_seconds
 
 __all__ = [
     "Credentials",
@@ -172,7 +173,9 @@ class IssuedToken:
             or isinstance(self.expires_at, bool)
             or not math.isfinite(self.expires_at)
         ):
-            raise ValidationError("expires_at", f"must be epoch seconds or None, got {self.expires_at!r}")
+            raise ValidationError(
+                "expires_at", f"must be epoch seconds or None, got {self.expires_at!r}"
+            )
 
     def __repr__(self) -> str:
         return f"IssuedToken(token='***', expires_at={self.expires_at!r})"
@@ -217,27 +220,14 @@ def _authorization_for(token: str) -> str:
     return "Bearer " + token
 
 
-def _check_seconds(value: object, field: str, *, positive: bool) -> float:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-        or (positive and value == 0)
-    ):
-        rule = "> 0" if positive else ">= 0"
-        raise ValidationError(field, f"must be a number of seconds {rule}, got {value!r}")
-    return float(value)
-
-
 class RefreshableToken:
     """A bearer token that is renewed while in use; base of the refreshing credentials.
 
     The client calls :meth:`ensure_fresh` (or :meth:`ensure_fresh_async`)
     before each request, and again with ``rejected=`` the header it sent
     after a 401.  One refresh runs at a time, across threads and event
-    loops; other requests wait for it and reuse its token (a failed refresh
-    fails them too).  A token is renewed ``margin`` seconds before it
+    loops; other requests wait for it and reuse its token (if it fails,
+    they fail too, unless the current token is still valid).  A token is renewed ``margin`` seconds before it
     expires (at most half its lifetime early).  An early refresh that fails
     is logged and retried by the next request while the token is still
     valid; once it has expired or was rejected, a failed refresh raises
@@ -249,7 +239,7 @@ class RefreshableToken:
         self, user_id: str, *, margin: float, clock: Callable[[], float]
     ) -> None:
         self._user_id = _require_text(user_id, "user_id")
-        self._margin = _check_seconds(margin, "margin", positive=False)
+        self._margin = check_seconds(margin, "margin", positive=False)
         if not callable(clock):
             raise ValidationError("clock", "must be a callable returning epoch seconds")
         self._clock = clock
@@ -270,7 +260,8 @@ class RefreshableToken:
 
     @property
     def refresh_count(self) -> int:
-        """How many times a new token was obtained (the first one included)."""
+        """Tokens obtained so far (from the refresh endpoint or the callable; a token
+        given to the constructor does not count)."""
         with self._cond:
             return self._refreshes
 
@@ -357,18 +348,18 @@ class RefreshableToken:
             self._refreshing = False
             self._cond.notify_all()
 
-    def _tolerate(self, exc: Exception, rejected: Optional[str]) -> bool:
-        """After our failed refresh: True (and a warning) if the current token may still serve."""
+    def _refresh_failed(self, round_: int, exc: BaseException, rejected: Optional[str]) -> None:
+        """Record our failed refresh; re-raise ``exc`` unless the current token may still serve."""
+        self._finish(round_, None, exc)
         with self._cond:
-            usable = self._usable(rejected)
+            usable = isinstance(exc, Exception) and self._usable(rejected)
             left = None if self._expires_at is None else self._expires_at - self._clock()
-        if usable:
-            logger.warning(
-                "token refresh failed (%s: %s); the current token is still valid%s",
-                type(exc).__name__, redact_text(str(exc)),
-                "" if left is None else f" for {left:.0f} s",
-            )
-        return usable
+        if not usable:
+            raise exc
+        logger.warning(
+            "token refresh failed (%s: %s); the current token is still valid%s",
+            type(exc).__name__, redact_text(str(exc)), "" if left is None else f" for {left:.0f} s",
+        )
 
     def _wait_idle(self, deadline: float) -> None:
         """Block until no refresh is running (or ``deadline`` on ``time.monotonic``)."""
@@ -394,17 +385,12 @@ class RefreshableToken:
                 continue
             try:
                 issued = self._obtain(send)
-            except Exception as exc:
-                self._finish(round_, None, exc)
-                if not self._tolerate(exc, rejected):
-                    raise
-                return
             except BaseException as exc:
-                self._finish(round_, None, exc)
-                raise
+                self._refresh_failed(round_, exc, rejected)
+                return
             self._finish(round_, issued, None)
             return
-        raise AuthenticationError(None, "token kept expiring while waiting for refreshes")
+        raise AuthenticationError(None, f"no usable token after {_MAX_CLAIM_ROUNDS} refresh rounds")
 
     async def ensure_fresh_async(
         self, send: SendRefreshAsync, *, rejected: Optional[str] = None
@@ -425,17 +411,12 @@ class RefreshableToken:
                 continue
             try:
                 issued = await self._obtain_async(send)
-            except Exception as exc:
-                self._finish(round_, None, exc)
-                if not self._tolerate(exc, rejected):
-                    raise
-                return
             except BaseException as exc:
-                self._finish(round_, None, exc)
-                raise
+                self._refresh_failed(round_, exc, rejected)
+                return
             self._finish(round_, issued, None)
             return
-        raise AuthenticationError(None, "token kept expiring while waiting for refreshes")
+        raise AuthenticationError(None, f"no usable token after {_MAX_CLAIM_ROUNDS} refresh rounds")
 
     # ---- what a refresh is (subclasses)
 
@@ -484,7 +465,7 @@ class TokenProvider(RefreshableToken):
         if not callable(fetch):
             raise ValidationError("fetch", "must be a callable returning a token")
         self._fetch = fetch
-        self._lifetime = None if lifetime is None else _check_seconds(lifetime, "lifetime", positive=True)
+        self._lifetime = None if lifetime is None else check_seconds(lifetime, "lifetime", positive=True)
 
     def _obtain(self, send: SendRefresh) -> IssuedToken:
         try:
@@ -545,7 +526,7 @@ class RefreshingBearerToken(RefreshableToken):
         self._refresh_token = (
             None if refresh_token is None else _require_text(refresh_token, "refresh_token")
         )
-        self._lifetime = _check_seconds(lifetime, "lifetime", positive=True)
+        self._lifetime = check_seconds(lifetime, "lifetime", positive=True)
         first = IssuedToken(
             _require_text(access_token, "access_token"),
             expires_at if expires_at is not None else self._clock() + self._lifetime,
@@ -595,7 +576,7 @@ class RefreshingBearerToken(RefreshableToken):
         if not isinstance(info, dict) or not isinstance(info.get("accessToken"), str):
             raise failed("the answer has no sessionInfo.accessToken")
         try:
-            lifetime = _check_seconds(float(info.get("expiresIn", "")), "expiresIn", positive=True)
+            lifetime = check_seconds(float(info.get("expiresIn", "")), "expiresIn", positive=True)
         except (TypeError, ValueError):
             lifetime = self._lifetime
         rotated = info.get("refreshToken")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from ._exceptions import ValidationError
 
-__all__ = ["check_str", "check_file_id", "check_file_name", "FORBIDDEN_NAME_CHARS", "MAX_NAME"]
+__all__ = [
+    "check_str", "check_seconds", "check_file_id", "check_file_name", "FORBIDDEN_NAME_CHARS",
+    "MAX_NAME",
+]
 
 FORBIDDEN_NAME_CHARS = frozenset('<>|:"*?/\\')
 MAX_NAME = 250
@@ -16,6 +21,20 @@ def check_str(value: object, field: str, *, allow_empty: bool = False) -> str:
     if not allow_empty and not value.strip():
         raise ValidationError(field, "must not be empty")
     return value
+
+
+def check_seconds(value: object, field: str, *, positive: bool = False) -> float:
+    """A finite number of seconds, ``>= 0`` (``> 0`` when ``positive``), as a float."""
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        rule = "> 0" if positive else ">= 0"
+        raise ValidationError(field, f"must be a finite number of seconds {rule}, got {value!r}")
+    return float(value)
 
 
 def check_file_id(file_id: object, field: str = "fileId") -> str:
