@@ -7,8 +7,9 @@ its requests (batches, retries), and signs every attempt afresh (new
 ``X-Date``).  A refreshable credential (:class:`~koodrive_fast.TokenProvider`,
 :class:`~koodrive_fast.RefreshingBearerToken`) is renewed before an attempt
 when due, through this client's own connection pool, and once after a 401
-(the attempt is then repeated, outside the retry budget).  Logging goes to ``logging.getLogger("koodrive_fast")`` at DEBUG:
-method, path, status, code, trace id — never tokens or presigned URLs.
+(the attempt is then repeated, outside the retry budget).  Logging goes to
+``logging.getLogger("koodrive_fast")`` at DEBUG: method, path, status, code,
+trace id — never tokens or presigned URLs.
 """
 
 from __future__ import annotations
