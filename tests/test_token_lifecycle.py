@@ -29,7 +29,9 @@ from koodrive_fast._auth import (
     AppCredentials,
     BearerToken,
     IssuedToken,
+    RefreshExchange,
     RefreshingBearerToken,
+    RefreshReply,
     TokenProvider,
     proof_origin,
 )
@@ -495,8 +497,10 @@ def test_refreshing_credentials_validate_and_hide_secrets() -> None:
     assert proof_origin(enterprise) == "Bearer s3cret"
     carrier = RefreshingBearerToken("AT s3cret", "u1", refresh_token="r-s3cret")
     assert carrier.authorization() == "AT s3cret"  # carrier tokens are sent as issued
-    for credentials in (enterprise, carrier, IssuedToken("s3cret", 1.0)):
-        assert "s3cret" not in repr(credentials)
+    exchange = RefreshExchange(PATH_CARRIER_REFRESH, {"Authorization": "AT s3cret"})
+    reply = RefreshReply(200, {"accessToken": "s3cret"}, 0, "ok")
+    for holder in (enterprise, carrier, IssuedToken("s3cret", 1.0), exchange, reply):
+        assert "s3cret" not in repr(holder)
     with pytest.raises(ValidationError, match="credentials"):
         Client("http://127.0.0.1:9", "Bearer tok")  # type: ignore[arg-type]
 

@@ -205,6 +205,9 @@ class RefreshReply(NamedTuple):
     code: Optional[Union[int, str]]
     msg: str
 
+    def __repr__(self) -> str:  # ``data`` holds the new token
+        return f"RefreshReply(status={self.status}, code={self.code!r}, data=<redacted>)"
+
 
 SendRefresh = Callable[[RefreshExchange], RefreshReply]
 SendRefreshAsync = Callable[[RefreshExchange], Awaitable[RefreshReply]]
