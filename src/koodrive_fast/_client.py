@@ -1267,13 +1267,14 @@ class Client(_ClientCore):
         *,
         container_id: str,
         config: Optional[DownloadConfig] = None,
-        progress: Optional[ProgressCallback] = None,
+        progress: Optional[Callable[[int], object]] = None,
     ) -> DownloadResult:
         """Download a file or, recursively, a folder (``remote``: an id or a ``/path``).
 
         See :func:`koodrive_fast._download.download`: parallel ranged GETs into
         ``<dest>.part`` (resumable), SHA-256 checked against the server's
-        digest before the atomic rename.
+        digest before the atomic rename.  ``progress`` gets byte deltas
+        (negative when a range is retried), one call at a time.
         """
         from ._download import download
 
@@ -1624,7 +1625,7 @@ class AsyncClient(_ClientCore):
         *,
         container_id: str,
         config: Optional[DownloadConfig] = None,
-        progress: Optional[ProgressCallback] = None,
+        progress: Optional[Callable[[int], object]] = None,
     ) -> DownloadResult:
         """Async :meth:`Client.download` (runs in a worker thread on a sync twin)."""
         from ._download import download_async

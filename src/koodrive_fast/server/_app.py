@@ -33,7 +33,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -831,8 +831,25 @@ class _App(FolderApi):
         if request.headers.get("range") is not None:
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.length}"
-        return StreamingResponse(self.store.iter_content(files, start, end), status_code=status,
+        body = self.store.iter_content(files, start, end)
+        drop_after = self.state.faults.take_get_fault()
+        if drop_after is not None:
+            body = _cut_off(body, drop_after)
+        return StreamingResponse(body, status_code=status,
                                  media_type="application/octet-stream", headers=headers)
+
+
+def _cut_off(blocks: Iterator[bytes], after: int) -> Iterator[bytes]:
+    """The first ``after`` bytes, then an error: the server drops the connection mid-body."""
+    sent = 0
+    for block in blocks:
+        if sent + len(block) >= after:
+            if after > sent:
+                yield block[: after - sent]
+            break
+        sent += len(block)
+        yield block
+    raise ConnectionAbortedError("fault injection: GET dropped")
 
 
 def _byte_range(header: str | None, length: int) -> tuple[int, int]:
