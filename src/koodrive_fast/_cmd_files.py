@@ -139,8 +139,9 @@ class _Bar:
     def __init__(self, enabled: bool) -> None:
         self._bar: Any = None
         if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
+            import importlib
 
+            tqdm: Any = importlib.import_module("tqdm").tqdm
             self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="download",
                              file=sys.stderr, dynamic_ncols=True, mininterval=0.2)
 
