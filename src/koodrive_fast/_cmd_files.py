@@ -121,6 +121,7 @@ def run_ls(args: argparse.Namespace) -> int:
     except KooDriveError as exc:
         print_error(f"ls failed: {exc}")
         return EXIT_FAILED
+    entry: Any
     for entry in entries:
         if args.json:
             print(json.dumps(_entry_json(entry), ensure_ascii=False, separators=(",", ":")))
