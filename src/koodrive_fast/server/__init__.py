@@ -41,6 +41,11 @@ Choices where the protocol brief is silent (its §14):
 12. ``autoRename`` is optional (default 2: rename on clash); ``uploadMode``
     must be ``multipart``, ``uploadType`` 1 when given (§14.15).
 13. App-auth payload hash = lowercase hex SHA-256 of the raw body (§14.16).
+14. Folders are real (``directory``): ``parentFolder`` must be ``root`` (or
+    ``DEUI7pa0C24Aroot<containerId>``) or a live folder of the same space, else
+    13000304 (13000404 when it is in the recycle bin); files and folders share
+    one name space per folder.  Listing, search, paths and recycle-bin jobs,
+    and every choice made for them, are described in ``docs/endpoints.md``.
 
 Performance: part bodies stream through uvicorn in ~256 KiB chunks, are
 batched without copying and hashed (C core, GIL released) and written with
