@@ -384,6 +384,7 @@ class _ClientCore:
         self._monotonic = monotonic
         self._cache_lock = threading.Lock()
         self._path_cache: dict[tuple[str, str], tuple[Entry, tuple[str, ...]]] = {}
+        self._path_by_id: dict[tuple[str, str], str] = {}
 
     # ---- public read-only state
 
@@ -837,25 +838,29 @@ class _ClientCore:
         with self._cache_lock:
             if len(self._path_cache) + len(entries) > _PATH_CACHE_MAX:
                 self._path_cache.clear()
+                self._path_by_id.clear()
             for entry in entries:
                 path = _join_remote(parent_path, entry.name)
                 self._path_cache[(container_id, path)] = (entry, parent_chain + (entry.id,))
+                self._path_by_id[(container_id, entry.id)] = path
 
     def _cache_parent(self, container_id: str, folder_id: str) -> Optional[tuple[str, tuple[str, ...]]]:
         if folder_id in _ROOT_ALIASES:
             return "/", ()
         with self._cache_lock:
-            for (container, path), (entry, chain) in self._path_cache.items():
-                if container == container_id and entry.id == folder_id:
-                    return path, chain
-        return None
+            path = self._path_by_id.get((container_id, folder_id))
+            found = None if path is None else self._path_cache.get((container_id, path))
+        if path is None or found is None or found[0].id != folder_id:
+            return None
+        return path, found[1]
 
     def _cache_forget(self, container_id: str, ids: Sequence[str]) -> None:
         gone = set(ids)
         with self._cache_lock:
             for key in [k for k, (_, chain) in self._path_cache.items()
                         if k[0] == container_id and gone.intersection(chain)]:
-                del self._path_cache[key]
+                entry, _ = self._path_cache.pop(key)
+                self._path_by_id.pop((container_id, entry.id), None)
 
     def _cache_created(self, container_id: str, folder: FolderEntry) -> None:
         parent = self._cache_parent(container_id, folder.parent_id or "root")
@@ -866,6 +871,7 @@ class _ClientCore:
         """Forget every cached path → id resolution of this client."""
         with self._cache_lock:
             self._path_cache.clear()
+            self._path_by_id.clear()
 
 
 def _ssl_verify(verify: Union[bool, str, ssl.SSLContext]) -> Union[bool, ssl.SSLContext]:
