@@ -507,3 +507,46 @@ def test_folders_recycle_bin_and_jobs_survive_a_restart(tmp_path: Path) -> None:
             assert list(client.list_folder(a.id, container_id="P")) == []
             assert [e.id for e in client.list_folder(container_id="P", recycled=True)] == [b.id]
             assert client.job(job.job_id).succeeded
+
+
+# ---------------------------------------------------------------- server-side validation (raw HTTP)
+
+
+def test_server_validates_directory_and_job_bodies(server: LocalServer) -> None:
+    space = "raw"
+    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        def code(endpoint: str, body: dict[str, Any]) -> Any:
+            return api(http, server, endpoint, body).json()["code"]
+
+        base = {"fileName": "d", "fileType": "10", "containerId": space}
+        assert code("directory", {**base, "fileType": "45"}) == 13000102
+        assert code("directory", {**base, "fileName": "a|b"}) == 13000102
+        assert code("directory", {**base, "renameMode": 4}) == 13000102
+        assert code("directory", {**base, "createdTime": "yesterday"}) == 13000102
+        assert code("directory", {**base, "description": "x" * 513}) == 13000102
+        # depth limit: 64 folders below the root
+        parent = "root"
+        for level in range(64):
+            made = api(http, server, "directory", {**base, "fileName": f"l{level}",
+                                                   "parentFolder": [parent]}).json()
+            assert made["code"] == 0, (level, made)
+            parent = made["id"]
+        assert code("directory", {**base, "fileName": "too-deep", "parentFolder": [parent]}) == 13000310
+
+        folder = api(http, server, "directory", {**base, "fileName": "victim"}).json()
+        job = {"taskType": 2, "actionType": 201, "dstContainerId": space,
+               "taskInfo": {"srcContainerId": space,
+                            "fileInfo": [{"fileId": folder["id"], "filePath": "/wrong"}]}}
+        assert code("jobs", {**job, "actionType": 202}) == 13000102  # no permanent delete
+        assert code("jobs", {**job, "taskType": 3}) == 13000102
+        assert code("jobs", {**job, "taskInfo": {"srcContainerId": space, "fileInfo": []}}) == 13000102
+        assert code("jobs", {**job, "taskInfo": {"srcContainerId": space,
+                                                 "fileInfo": [{"fileId": folder["id"]}]}}) == 13000102
+        # a wrong filePath fails that file only, and nothing is binned
+        job_id = api(http, server, "jobs", job).json()["data"]
+        for _ in range(3):  # job_polls=2 on this server
+            detail = http.get(f"/koodrive/ose/v1/{job_id}", headers=auth_headers(server)).json()
+        info, (task,) = detail["data"]["jobInfo"], detail["data"]["taskInfos"]
+        assert info["status"] == 2 and info["taskResultCode"] == 3 and task["status"] == "2"
+        listed = api(http, server, "files/0", {"containerId": space, "parentFileId": "root"}).json()
+        assert "victim" in {f["fileName"] for f in listed["files"]}
