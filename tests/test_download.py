@@ -128,6 +128,23 @@ def test_interrupted_download_resumes_where_it_stopped(
     assert again.bytes_received == len(data)
 
 
+def test_parallel_failure_keeps_finished_ranges_for_the_next_run(
+    client: Client, srv: LocalServer, tmp_path: Path
+) -> None:
+    file_id, data = upload(client, tmp_path, 8 * PART, "par.bin", seed=6)
+    target = tmp_path / "par.bin"
+    config = DownloadConfig(chunk_size=PART, concurrency=4, retry=NO_RETRY)
+    srv.faults.drop_gets(1, after_bytes=PART // 2)
+    with pytest.raises(TransportError):
+        client.download(file_id, target, container_id=SPACE, config=config)
+    done = json.loads((tmp_path / ("par.bin" + SIDECAR_SUFFIX)).read_text())["done"]
+    assert len(done) < 8
+    result = client.download(file_id, target, container_id=SPACE, config=config)
+    assert target.read_bytes() == data
+    assert result.bytes_received == (8 - len(done)) * PART
+    assert result.files[0].resumed == bool(done)
+
+
 def test_a_record_for_another_file_is_ignored(client: Client, tmp_path: Path) -> None:
     file_id, data = upload(client, tmp_path, 2 * PART, "stale.bin", seed=4)
     target = tmp_path / "stale.bin"

@@ -518,10 +518,16 @@ def _run_chunks(fetch: _FileFetch, todo: list[int], concurrency: int) -> None:
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="kd-get") as pool:
         futures = [pool.submit(fetch.fetch_chunk, n) for n in todo]
         first: Optional[BaseException] = None
-        for future in concurrent.futures.as_completed(futures):
-            error = future.exception()
-            if error is not None and first is None:
-                first = error
-                fetch.stop.set()
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                error = future.exception()
+                if error is not None and first is None:
+                    first = error
+                    fetch.stop.set()
+        except BaseException:  # KeyboardInterrupt: in-flight ranges stop at their next block
+            fetch.stop.set()
+            for future in futures:
+                future.cancel()
+            raise
         if first is not None:
             raise first
