@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT / "src"))
 
-from koodrive_fast import BearerToken, Client, parse_size  # noqa: E402
+from koodrive_fast import BearerToken, Client, UploadOptions, parse_size  # noqa: E402
 from koodrive_fast._cmd_upload import _ServerProcess, _write_test_file  # noqa: E402
 from koodrive_fast._download import DownloadConfig  # noqa: E402
 
@@ -42,7 +42,8 @@ def main() -> int:
         _write_test_file(source, args.size)
         with _ServerProcess(root / "server") as srv:
             with Client(srv.base_url, BearerToken(srv.token, srv.user_id)) as client:
-                uploaded = client.upload(source, container_id="bench", rapid=False, resume=False)
+                uploaded = client.upload(source, container_id="bench",
+                                         options=UploadOptions(rapid=False, resume=False))
                 modes = [
                     (f"ranges x{args.concurrency}",
                      DownloadConfig(chunk_size=args.chunk_size, concurrency=args.concurrency)),

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-
 from koodrive_fast import RetryPolicy, UploadOptions
 from koodrive_fast._upload import upload_file
 

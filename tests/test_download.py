@@ -19,6 +19,7 @@ from koodrive_fast._cli import main
 from koodrive_fast._client import AsyncClient, Client
 from koodrive_fast._download import PART_SUFFIX, SIDECAR_SUFFIX, DownloadConfig
 from koodrive_fast._exceptions import ApiError, IntegrityError, NotFoundError, TransportError
+from koodrive_fast._options import UploadOptions
 from koodrive_fast._retry import RetryPolicy
 from koodrive_fast.server import LocalServer
 
@@ -50,7 +51,7 @@ def upload(client: Client, tmp_path: Path, size: int, name: str, parent: str = "
            seed: int = 0) -> tuple[str, bytes]:
     path = make_file(tmp_path, size, name=f"src-{seed}-{size}.bin", seed=seed)
     result = client.upload(path, container_id=SPACE, parent_folder=parent, file_name=name,
-                           part_size=PART, rapid=False)
+                           options=UploadOptions(part_size=PART, rapid=False))
     return result.file_id, path.read_bytes()
 
 

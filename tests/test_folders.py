@@ -28,6 +28,7 @@ from koodrive_fast._exceptions import (
     ValidationError,
 )
 from koodrive_fast._models import FileEntry, FolderEntry
+from koodrive_fast._options import UploadOptions
 from koodrive_fast._retry import RetryPolicy
 from koodrive_fast.server import LocalServer
 
@@ -101,7 +102,7 @@ async def put_file(client: Any, tmp_path: Path, container: str, parent: str, nam
     path = tmp_path / f"src-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
     path.write_bytes(data)
     result = await client.upload(path, container_id=container, parent_folder=parent,
-                                 file_name=name, rapid=False)
+                                 file_name=name, options=UploadOptions(rapid=False))
     return str(result.file_id)
 
 

@@ -49,6 +49,7 @@ from ._exceptions import (
 from ._models import Entry, FileEntry, FolderEntry
 from ._redact import redact_text
 from ._retry import RetryBudget, RetryPolicy, parse_retry_after
+from ._validate import check_file_id, check_file_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import AsyncClient, Client
@@ -159,7 +160,7 @@ def download(
     progress: Optional[ProgressBytes] = None,
 ) -> DownloadResult:
     """Download ``remote`` (a ``/path`` or an id) to ``local_path``; see the module docstring."""
-    from ._client import _check_container_id, _check_file_id
+    from ._client import _check_container_id
 
     config = config if config is not None else DownloadConfig()
     if not isinstance(config, DownloadConfig):
@@ -167,7 +168,7 @@ def download(
     if not isinstance(remote, str) or not remote:
         raise ValidationError("remote", "must be a /path or an id")
     if not remote.startswith("/"):
-        _check_file_id(remote, "remote")
+        check_file_id(remote, "remote")
     _check_container_id(container_id)
     dest = Path(os.fspath(local_path))
     started = time.monotonic()
@@ -217,10 +218,8 @@ def _find_remote(client: Client, remote: str, container_id: str) -> Entry:
 
 def _safe_name(name: str) -> str:
     """A remote name as one local path component (a hostile server cannot escape the tree)."""
-    from ._client import _check_file_name
-
     try:
-        return _check_file_name(name)
+        return check_file_name(name)
     except ValidationError as exc:
         raise ApiError(None, f"the server returned an unusable name {name!r}: {exc.rule}") from None
 

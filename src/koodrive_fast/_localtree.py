@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 from ._exceptions import ValidationError
+from ._validate import check_file_name
 
 __all__ = [
     "FilterRule", "PathFilter", "FileIdentity", "LocalFile", "SkippedEntry", "LocalTree",
@@ -222,14 +223,12 @@ class LocalTree:
 
 def check_remote_name(name: str) -> Optional[str]:
     """Why KooDrive would refuse ``name`` (its name rules), or None when it is fine."""
-    from ._client import _check_file_name
-
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return "not valid UTF-8"
     try:
-        _check_file_name(name)
+        check_file_name(name)
     except ValidationError as exc:
         return exc.rule
     return None
