@@ -290,6 +290,10 @@ def test_cli_ls_and_download(
     assert lines[-1]["summary"] is True and lines[-1]["files"] == 4
     assert local_tree(back)[0] == expected
 
+    assert main(["ls", a_txt["id"], "--json"]) == 0  # an id: a file shows itself
+    assert json.loads(capsys.readouterr().out)["name"] == "a.txt"
+    folder_id = client.resolve_path("/cli/sous-dossier é", container_id=SPACE).id
+    assert main(["ls", folder_id]) == 0 and "b ☃.bin" in capsys.readouterr().out
     assert main(["ls", "/cli/missing"]) == 1
     assert "ls failed" in capsys.readouterr().err
     assert main(["download", "/cli/missing", str(tmp_path / "m")]) == 1

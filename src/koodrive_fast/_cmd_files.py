@@ -2,7 +2,7 @@
 
 ``ls REMOTE [--json]`` lists a folder's children (or shows one file): name,
 type, size, sha256 (when the server reports it) and id.  REMOTE is a slash
-path from the space root (``/photos/2026``) or an id.  ``--json`` prints
+path from the space root (``/photos/2026``) or the id of a folder or a file.  ``--json`` prints
 JSON Lines, one object per entry: ``name``, ``type`` (``folder``/``file``),
 ``size`` (files), ``sha256`` (or null), ``id``.
 
@@ -95,7 +95,6 @@ def _entry_json(entry: Any) -> dict[str, Any]:
 def run_ls(args: argparse.Namespace) -> int:
     """``koodrive-fast ls``."""
     from ._exceptions import KooDriveError, ValidationError
-    from ._models import FolderEntry
 
     try:
         conn = connection_from_args(args)
@@ -110,7 +109,7 @@ def run_ls(args: argparse.Namespace) -> int:
             if remote.startswith("/"):
                 target = client.resolve_path(remote, container_id=conn.container_id)
             else:
-                target = FolderEntry(id=remote, name=remote)
+                target = _entry_by_id(client, remote, conn.container_id)
             entries = (
                 list(client.list_folder(target.id, container_id=conn.container_id))
                 if target.is_folder else [target]
@@ -132,6 +131,22 @@ def run_ls(args: argparse.Namespace) -> int:
             name = entry.name + ("/" if entry.is_folder else "")
             print(f"{kind}  {size:>14}  {digest:<64}  {entry.id}  {name}")
     return EXIT_OK
+
+
+def _entry_by_id(client: Any, entry_id: str, container_id: str) -> Any:
+    """A folder (listable) or, failing that, a file (its detail) with this id."""
+    from ._exceptions import ApiError
+    from ._models import FileEntry, FolderEntry
+
+    try:
+        client.list_folder_page(entry_id, container_id=container_id, page_size=1)
+        return FolderEntry(id=entry_id, name=entry_id)
+    except ApiError as exc:
+        if exc.code != 13000304:  # "target folder abnormal": not a folder
+            raise
+    detail = client.file_detail(entry_id)
+    return FileEntry(id=detail.file_id, name=detail.file_name or detail.file_id,
+                     size=detail.length or 0, sha256=detail.sha256)
 
 
 class _Bar:
