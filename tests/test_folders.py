@@ -551,3 +551,44 @@ def test_server_validates_directory_and_job_bodies(server: LocalServer) -> None:
         assert info["status"] == 2 and info["taskResultCode"] == 3 and task["status"] == "2"
         listed = api(http, server, "files/0", {"containerId": space, "parentFileId": "root"}).json()
         assert "victim" in {f["fileName"] for f in listed["files"]}
+
+
+@both
+def test_ensure_folder_creates_missing_parents_once(
+    kind: str, server: LocalServer, tmp_path: Path
+) -> None:
+    space = f"mkdir-{kind}"
+
+    async def scenario(client: Any) -> None:
+        made = await client.ensure_folder("/backups/2026/q1 ☃", container_id=space)
+        assert made.name == "q1 ☃"
+        assert (await client.resolve_path("/backups/2026/q1 ☃", container_id=space)).id == made.id
+        before = calls(server, "createDirectory")
+        again = await client.ensure_folder("/backups/2026/q1 ☃", container_id=space)
+        assert again.id == made.id and calls(server, "createDirectory") == before
+        deeper = await client.ensure_folder("/backups/2026/q2", container_id=space)
+        assert calls(server, "createDirectory") == before + 1 and deeper.parent_id == made.parent_id
+        assert (await client.ensure_folder("/", container_id=space)).id == "root"
+        await put_file(client, tmp_path, space, made.id, "file", b"x")
+        with pytest.raises(ApiError) as info:
+            await client.ensure_folder("/backups/2026/q1 ☃/file/below", container_id=space)
+        assert info.value.code == 13000405
+
+    run(kind, server, scenario)
+
+
+def test_ensure_folder_adopts_a_folder_created_meanwhile() -> None:
+    """createDirectory answers 13000405 (a concurrent creator won): list again, adopt it."""
+    state = {"created": False, "creates": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/directory"):
+            state["creates"] += 1
+            state["created"] = True
+            return httpx.Response(400, json={"code": 13000405, "msg": "name exists"})
+        files = [{"id": "Fwon", "fileName": "race", "fileType": "10"}] if state["created"] else []
+        return httpx.Response(200, json={"code": 0, "msg": "ok", "files": files})
+
+    with Client("http://kd.test", BearerToken("t", "u"), transport=httpx.MockTransport(handler)) as c:
+        assert c.ensure_folder("/race", container_id="C").id == "Fwon"
+    assert state["creates"] == 1

@@ -28,7 +28,9 @@ import httpx
 from ._auth import AppCredentials, BearerToken, format_x_date, new_trace_id, proof_origin
 from ._config import DEFAULT_LIMITS, Limits
 from ._exceptions import (
+    CODE_DUPLICATE_NAME,
     CODE_RESOURCE_MISSING,
+    ApiError,
     JobTimeoutError,
     MalformedResponseError,
     NotFoundError,
@@ -267,6 +269,13 @@ def _pick_child(
         raise NotFoundError(CODE_RESOURCE_MISSING, f"no such file or folder: {path!r}",
                             method="resolve", path=path)
     return matches[0], chain + (matches[0].id,)
+
+
+def _require_folder_entry(entry: Entry, path: str) -> FolderEntry:
+    if not isinstance(entry, FolderEntry):
+        raise ApiError(CODE_DUPLICATE_NAME, f"a file is in the way of folder {path!r}",
+                       method="ensure_folder", path=path)
+    return entry
 
 
 def _check_max_pages(value: object) -> None:
@@ -1207,6 +1216,37 @@ class Client(_ClientCore):
             current_path = child_path
         return current
 
+    def ensure_folder(self, path: str, *, container_id: str) -> FolderEntry:
+        """The folder at ``path``, created with every missing parent (``mkdir -p``).
+
+        Existing folders are found through :meth:`resolve_path` (cached);
+        missing ones are created with ``renameMode`` 3, and when that answers
+        13000405 (someone created it meanwhile) the parent is listed again and
+        the existing folder adopted.  A file in the way raises :class:`ApiError`
+        (13000405).
+        """
+        parts = split_remote_path(path)
+        _check_container_id(container_id)
+        current: Entry = root_entry(container_id)
+        current_path = "/"
+        for part in parts:
+            child_path = _join_remote(current_path, part)
+            try:
+                found = self.resolve_path(child_path, container_id=container_id)
+            except NotFoundError:
+                try:
+                    found = self.create_folder(part, container_id=container_id,
+                                               parent_folder=current.id)
+                except ApiError as exc:
+                    if exc.code != CODE_DUPLICATE_NAME:
+                        raise
+                    # a miss is never cached: resolving again lists the parent anew
+                    found = self.resolve_path(child_path, container_id=container_id)
+            current = _require_folder_entry(found, child_path)
+            current_path = child_path
+        assert isinstance(current, FolderEntry)
+        return current
+
     def full_path(
         self, file_id: str, *, container_id: str, trace_id: Optional[str] = None
     ) -> FullPath:
@@ -1571,6 +1611,30 @@ class AsyncClient(_ClientCore):
                 cached = _pick_child(children, part, chain, child_path)
             current, chain = cached
             current_path = child_path
+        return current
+
+    async def ensure_folder(self, path: str, *, container_id: str) -> FolderEntry:
+        """Async :meth:`Client.ensure_folder`."""
+        parts = split_remote_path(path)
+        _check_container_id(container_id)
+        current: Entry = root_entry(container_id)
+        current_path = "/"
+        for part in parts:
+            child_path = _join_remote(current_path, part)
+            try:
+                found = await self.resolve_path(child_path, container_id=container_id)
+            except NotFoundError:
+                try:
+                    found = await self.create_folder(part, container_id=container_id,
+                                               parent_folder=current.id)
+                except ApiError as exc:
+                    if exc.code != CODE_DUPLICATE_NAME:
+                        raise
+                    # a miss is never cached: resolving again lists the parent anew
+                    found = await self.resolve_path(child_path, container_id=container_id)
+            current = _require_folder_entry(found, child_path)
+            current_path = child_path
+        assert isinstance(current, FolderEntry)
         return current
 
     async def full_path(
