@@ -314,3 +314,22 @@ def test_cli_download_flags_override_environment(
     assert main(["download", file_id, str(target), "--container-id", SPACE, "--no-progress"]) == 0
     assert target.read_bytes() == data and "sha256 verified" in capsys.readouterr().out
     assert os.environ["KOODRIVE_CONTAINER_ID"] == "some-other-space"
+
+
+def test_list_tree_keys_match_the_local_scan(client: Client, tmp_path: Path) -> None:
+    """The remote tree is keyed like the local scan, so sync can compare the two directly."""
+    from koodrive_fast._localtree import scan_tree
+    from koodrive_fast._remotetree import list_tree
+
+    expected = make_remote_tree(client, tmp_path, "keys")
+    root = client.resolve_path("/keys", container_id=SPACE)
+    assert root.is_folder
+    remote = list_tree(client, root, container_id=SPACE)  # type: ignore[arg-type]
+    assert set(remote.files) == set(expected)
+    assert remote.total_bytes == sum(len(v) for v in expected.values())
+    assert all(remote.files[k].sha256 == hashlib.sha256(v).hexdigest() for k, v in expected.items())
+    back = tmp_path / "keys-back"
+    client.download("/keys", back, container_id=SPACE)
+    local = scan_tree(back)
+    assert {f.rel_path for f in local.files} == set(remote.files)
+    assert set(local.folders) == set(remote.folders)

@@ -48,8 +48,9 @@ from ._exceptions import (
 )
 from ._models import Entry, FileEntry, FolderEntry
 from ._redact import redact_text
+from ._remotetree import list_tree, safe_remote_name
 from ._retry import RetryBudget, RetryPolicy, parse_retry_after
-from ._validate import check_file_id, check_file_name
+from ._validate import check_file_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import AsyncClient, Client
@@ -65,7 +66,6 @@ MiB = 1024 * 1024
 PART_SUFFIX = ".part"
 SIDECAR_SUFFIX = ".part.json"
 _SIDECAR_VERSION = 1
-_MAX_TREE_DEPTH = 128
 _HASH_BLOCK = 4 * MiB
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
@@ -176,7 +176,7 @@ def download(
     report = _Progress(progress)
     if isinstance(entry, FileEntry):
         if dest.is_dir():
-            dest = dest / _safe_name(entry.name)
+            dest = dest / safe_remote_name(entry.name)
         got = _download_file(client, entry, dest, remote, container_id, config, report)
         return DownloadResult((got,), (), time.monotonic() - started)
     files, folders = _download_tree(client, entry, dest, container_id, config, report)
@@ -216,40 +216,18 @@ def _find_remote(client: Client, remote: str, container_id: str) -> Entry:
                      size=detail.length, sha256=detail.sha256, container_id=container_id)
 
 
-def _safe_name(name: str) -> str:
-    """A remote name as one local path component (a hostile server cannot escape the tree)."""
-    try:
-        return check_file_name(name)
-    except ValidationError as exc:
-        raise ApiError(None, f"the server returned an unusable name {name!r}: {exc.rule}") from None
-
-
 def _download_tree(
     client: Client, root: FolderEntry, dest: Path, container_id: str, config: DownloadConfig,
     report: _Progress,
 ) -> tuple[list[DownloadedFile], list[Path]]:
-    files: list[DownloadedFile] = []
-    folders: list[Path] = []
-    pending: list[tuple[str, Path, str, int]] = [(root.id, dest, "", 0)]
-    seen = 0
-    while pending:
-        folder_id, local, remote_path, depth = pending.pop()
-        local.mkdir(parents=True, exist_ok=True)
-        folders.append(local)
-        if depth > _MAX_TREE_DEPTH:
-            raise ApiError(None, f"folder tree deeper than {_MAX_TREE_DEPTH} levels")
-        for child in client.list_folder(folder_id, container_id=container_id):
-            seen += 1
-            if seen > config.max_entries:
-                raise ValidationError("DownloadConfig.max_entries",
-                                      f"the tree has more than {config.max_entries} entries")
-            name = _safe_name(child.name)
-            child_path = f"{remote_path}/{name}"
-            if isinstance(child, FolderEntry):
-                pending.append((child.id, local / name, child_path, depth + 1))
-            else:
-                files.append(_download_file(client, child, local / name, child_path,
-                                            container_id, config, report))
+    tree = list_tree(client, root, container_id=container_id, max_entries=config.max_entries)
+    folders = [dest] + [dest / rel for rel in tree.folders]
+    for folder in folders:  # parents first: empty folders exist too
+        folder.mkdir(parents=True, exist_ok=True)
+    files = [
+        _download_file(client, entry, dest / rel, "/" + rel, container_id, config, report)
+        for rel, entry in sorted(tree.files.items())
+    ]
     return files, folders
 
 
