@@ -18,7 +18,13 @@ from koodrive_fast._auth import BearerToken
 from koodrive_fast._cli import main
 from koodrive_fast._client import AsyncClient, Client
 from koodrive_fast._download import PART_SUFFIX, SIDECAR_SUFFIX, DownloadConfig
-from koodrive_fast._exceptions import ApiError, IntegrityError, NotFoundError, TransportError
+from koodrive_fast._exceptions import (
+    ApiError,
+    IntegrityError,
+    KooDriveError,
+    NotFoundError,
+    TransportError,
+)
 from koodrive_fast._options import UploadOptions
 from koodrive_fast._retry import RetryPolicy
 from koodrive_fast.server import LocalServer
@@ -93,6 +99,21 @@ def test_dropped_range_is_retried(client: Client, srv: LocalServer, tmp_path: Pa
     result = client.download(file_id, target, container_id=SPACE, config=config)
     assert target.read_bytes() == data and result.bytes_received == len(data)
     assert srv.stats.object_gets - gets == 4  # 3 ranges + the retried one
+
+
+def test_expired_url_is_refreshed_a_bounded_number_of_times(
+    client: Client, srv: LocalServer, tmp_path: Path
+) -> None:
+    file_id, data = upload(client, tmp_path, 2 * PART, "expiry.bin", seed=7)
+    config = DownloadConfig(chunk_size=PART, concurrency=1, retry=NO_RETRY, max_url_refreshes=2)
+    before = srv.stats.api_calls.get("download", 0)
+    srv.faults.expire_gets(2)
+    client.download(file_id, tmp_path / "expiry.bin", container_id=SPACE, config=config)
+    assert (tmp_path / "expiry.bin").read_bytes() == data
+    assert srv.stats.api_calls["download"] - before == 3  # the first URL and 2 fresh ones
+    srv.faults.expire_gets(3)
+    with pytest.raises(KooDriveError, match="kept expiring"):
+        client.download(file_id, tmp_path / "expiry2.bin", container_id=SPACE, config=config)
 
 
 def test_interrupted_download_resumes_where_it_stopped(

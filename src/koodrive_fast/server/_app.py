@@ -819,6 +819,8 @@ class _App(FolderApi):
         self.state.stats._count_get()
         try:
             self._verify_url(request, "GET", ("host",))
+            if self.state.faults.take_get_expiry():
+                raise S3Failure(403, "AccessDenied", "Request has expired")
             rec = self.store.get_file(request.path_params["file_id"])
             if rec is None or rec.status != "complete" or rec.content_key is None:
                 raise S3Failure(404, "NoSuchKey", "The specified key does not exist.")
