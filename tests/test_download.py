@@ -235,11 +235,15 @@ def local_tree(root: Path) -> tuple[dict[str, bytes], set[str]]:
     return files, dirs
 
 
-def test_folder_download_recreates_the_tree(client: Client, tmp_path: Path) -> None:
+def test_folder_download_recreates_the_tree(
+    client: Client, srv: LocalServer, tmp_path: Path
+) -> None:
     expected = make_remote_tree(client, tmp_path, "tree")
     back = tmp_path / "back"
+    urls_before = srv.stats.api_calls.get("download", 0)
     result = client.download("/tree", back, container_id=SPACE,
                              config=DownloadConfig(chunk_size=PART, concurrency=3))
+    assert srv.stats.api_calls["download"] - urls_before == 1  # one URL batch for 4 files
     files, dirs = local_tree(back)
     assert files == expected
     assert dirs == {"empty", "sous-dossier é", "sous-dossier é/深い", "sous-dossier é/深い/empty inside"}
