@@ -358,3 +358,19 @@ def test_list_tree_keys_match_the_local_scan(client: Client, tmp_path: Path) -> 
     local = scan_tree(back)
     assert {f.rel_path for f in local.files} == set(remote.files)
     assert set(local.folders) == set(remote.folders)
+
+
+def test_bad_input_is_rejected_before_any_request_or_write(
+    client: Client, srv: LocalServer, tmp_path: Path
+) -> None:
+    from koodrive_fast._exceptions import ValidationError
+
+    before = dict(srv.stats.api_calls)
+    for remote, container in [("", SPACE), ("a/b", SPACE), ("F1", ""), ("/a/b:c", SPACE)]:
+        with pytest.raises(ValidationError):
+            client.download(remote, tmp_path / "x", container_id=container)
+    for bad in [dict(chunk_size=0), dict(concurrency=0), dict(read_size=-1),
+                dict(timeout=-1.0), dict(max_url_refreshes=-1), dict(retry="often")]:
+        with pytest.raises(ValidationError):
+            DownloadConfig(**bad)  # type: ignore[arg-type]
+    assert srv.stats.api_calls == before and list(tmp_path.iterdir()) == []
