@@ -255,3 +255,21 @@ def test_snapshot_from_many_threads(tmp_path: Path) -> None:
             t.join(timeout=30)
         assert len(snap) == 40
         assert all(snap.lookup(p, identity_of(p)) == f"{i:064x}" for i, p in enumerate(files))
+
+
+def test_command_line_filters_keep_their_order() -> None:
+    import argparse
+
+    from koodrive_fast._cmd_common import UsageError, add_filter_options, path_filter_from_args
+
+    parser = argparse.ArgumentParser()
+    add_filter_options(parser)
+    args = parser.parse_args(["--include", "keep.log", "--exclude", "*.log", "--include", "*.txt"])
+    rules = path_filter_from_args(args)
+    assert [(r.include, r.glob) for r in rules.rules] == [
+        (True, "keep.log"), (False, "*.log"), (True, "*.txt")]
+    assert rules.file_included("a/keep.log") and not rules.file_included("b.log")
+    assert not rules.file_included("c.bin")  # include rules exist
+    assert path_filter_from_args(parser.parse_args([])).rules == ()
+    with pytest.raises(UsageError):
+        path_filter_from_args(parser.parse_args(["--exclude", "[oops"]))

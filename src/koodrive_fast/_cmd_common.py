@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import Client
+    from ._localtree import PathFilter
 
 __all__ = ["UsageError", "Connection", "add_connection_options", "connection_from_args",
-           "setting", "print_error"]
+           "add_filter_options", "path_filter_from_args", "setting", "print_error"]
 
 
 class UsageError(Exception):
@@ -73,6 +74,34 @@ def connection_from_args(args: argparse.Namespace) -> Connection:
     ]
     endpoint, token, user_id, container_id = (str(v) for v in values)
     return Connection(endpoint, token, user_id, container_id)
+
+
+def _include(glob: str) -> tuple[bool, str]:
+    return True, glob
+
+
+def _exclude(glob: str) -> tuple[bool, str]:
+    return False, glob
+
+
+def add_filter_options(parser: Any) -> None:
+    """Repeatable ``--include GLOB`` / ``--exclude GLOB`` into one list that keeps their
+    command-line order (first match wins; rules in :mod:`koodrive_fast._localtree`)."""
+    parser.add_argument("--include", dest="filters", action="append", type=_include,
+                        metavar="GLOB", help="include matching paths (repeatable; first match wins)")
+    parser.add_argument("--exclude", dest="filters", action="append", type=_exclude,
+                        metavar="GLOB", help="exclude matching paths (repeatable; first match wins)")
+
+
+def path_filter_from_args(args: argparse.Namespace) -> PathFilter:
+    """The :class:`PathFilter` of ``--include``/``--exclude`` (:class:`UsageError` if malformed)."""
+    from ._exceptions import ValidationError
+    from ._localtree import PathFilter
+
+    try:
+        return PathFilter(getattr(args, "filters", None) or [])
+    except ValidationError as exc:
+        raise UsageError(f"bad --include/--exclude: {exc.rule}") from None
 
 
 def print_error(message: str) -> None:
