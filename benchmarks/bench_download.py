@@ -2,7 +2,7 @@
 
     python3 benchmarks/bench_download.py [--size 256MiB] [--chunk-size 16MiB] [--concurrency 4]
 
-Starts ``koodrive-fast serve`` in a child process (its own GIL), uploads one
+Starts ``koodrive-fast serve`` in a child process (its own GIL; bodies kept), uploads one
 test file, then downloads it twice into a temporary directory: with
 ``concurrency`` ranged GETs, and with ``concurrency=1`` and one chunk (a single
 GET stream), each twice, alternating (the first run also warms the server's
@@ -21,13 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT / "src"))
+from _bench_common import CONTAINER, TOKEN, start_server, stop_server, write_file
 
-from koodrive_fast import BearerToken, Client, UploadOptions, parse_size  # noqa: E402
-from koodrive_fast._cmd_upload import _ServerProcess, _write_test_file  # noqa: E402
-from koodrive_fast._download import DownloadConfig  # noqa: E402
+from koodrive_fast import BearerToken, Client, UploadOptions, parse_size
+from koodrive_fast._download import DownloadConfig
 
 
 def main() -> int:
@@ -39,10 +36,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kd-bench-dl-") as tmp:
         root = Path(tmp)
         source = root / "source.bin"
-        _write_test_file(source, args.size)
-        with _ServerProcess(root / "server") as srv:
-            with Client(srv.base_url, BearerToken(srv.token, srv.user_id)) as client:
-                uploaded = client.upload(source, container_id="bench",
+        write_file(source, args.size)
+        server, endpoint, user_id = start_server(root / "server", keep_bodies=True)
+        try:
+            with Client(endpoint, BearerToken(TOKEN, user_id)) as client:
+                uploaded = client.upload(source, container_id=CONTAINER,
                                          options=UploadOptions(rapid=False, resume=False))
                 modes = [
                     (f"ranges x{args.concurrency}",
@@ -53,12 +51,14 @@ def main() -> int:
                 for label, config in modes + modes:
                     target = root / f"out-{label.split()[0]}.bin"
                     started = time.monotonic()
-                    result = client.download(uploaded.file_id, target, container_id="bench",
-                                             config=config)
+                    result = client.download(uploaded.file_id, target,
+                                             container_id=CONTAINER, config=config)
                     seconds = time.monotonic() - started
                     assert result.files[0].sha256 == uploaded.sha256
                     print(f"{label:<14}{seconds:>9.2f}{args.size / seconds / 1e6:>8.0f}")
                     target.unlink()
+        finally:
+            stop_server(server)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"client peak RSS {rss:.0f} MiB")
     return 0
