@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from koodrive_fast import RetryPolicy, UploadOptions
 from koodrive_fast._upload import upload_file
@@ -29,11 +28,11 @@ def make_file(directory: Path, size: int, name: str = "data.bin", seed: int = 0)
 
 
 def download(client: Any, file_id: str) -> bytes:
-    link = client.download_urls([file_id], container_id=CONTAINER)[0]
-    assert link.url, link.msg
-    response = httpx.get(link.url, timeout=30)
-    response.raise_for_status()
-    return response.content
+    """The file's bytes via ``Client.download`` (which checks them against the server's SHA-256)."""
+    with tempfile.TemporaryDirectory(prefix="kd-verify-") as tmp:
+        target = Path(tmp) / "download.bin"
+        client.download(file_id, target, container_id=CONTAINER)
+        return target.read_bytes()
 
 
 def assert_uploaded(client: Any, result: Any, path: Path) -> None:

@@ -40,6 +40,8 @@ _EXPORTS: dict[str, str] = {
     "PartUploadError": "._exceptions",
     "FileChangedError": "._exceptions",
     "MalformedResponseError": "._exceptions",
+    "NotFoundError": "._exceptions",
+    "JobTimeoutError": "._exceptions",
     # API client and models
     "Client": "._client",
     "AsyncClient": "._client",
@@ -56,6 +58,15 @@ _EXPORTS: dict[str, str] = {
     "CreateFileResult": "._models",
     "FileDetail": "._models",
     "DownloadLink": "._models",
+    "FileEntry": "._models",
+    "FolderEntry": "._models",
+    "ListPage": "._models",
+    "SearchHit": "._models",
+    "FullPath": "._models",
+    "Job": "._models",
+    "DownloadConfig": "._download",
+    "DownloadResult": "._download",
+    "DownloadedFile": "._download",
     "PartPlan": "._planner",
     "plan_parts": "._planner",
     "plan_with_contexts": "._planner",
@@ -113,8 +124,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
         FileChangedError,
         IntegrityError,
         KooDriveError,
+        JobTimeoutError,
         LocalFileError,
         MalformedResponseError,
+        NotFoundError,
         PartUploadError,
         RateLimitedError,
         TransportError,
@@ -125,7 +138,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
         ValidationError,
     )
     from ._hashing import HashState, kernels, sha1, sha256
-    from ._models import CreateFileResult, DownloadLink, FileDetail, MultiPartInfo
+    from ._download import DownloadConfig, DownloadedFile, DownloadResult
+    from ._models import (
+        CreateFileResult,
+        DownloadLink,
+        FileDetail,
+        FileEntry,
+        FolderEntry,
+        FullPath,
+        Job,
+        ListPage,
+        MultiPartInfo,
+        SearchHit,
+    )
     from ._planner import PartPlan, plan_parts, plan_with_contexts, validate_parts
     from ._progress import ProgressEvent
     from ._retry import RetryPolicy

@@ -27,7 +27,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-_COMMAND_MODULES = ["koodrive_fast._cmd_hash", "koodrive_fast._cmd_serve", "koodrive_fast._cmd_upload"]
+_COMMAND_MODULES = [
+    "koodrive_fast._cmd_hash", "koodrive_fast._cmd_serve", "koodrive_fast._cmd_upload",
+    "koodrive_fast._cmd_files",
+]
 
 
 class CliError(Exception):

@@ -25,6 +25,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from ._cmd_common import UsageError as _UsageError
+from ._cmd_common import add_connection_options
+from ._cmd_common import print_error as _error
+from ._cmd_common import setting as _setting
 from ._sizes import format_size, parse_size
 
 __all__ = ["add_parser", "run", "run_demo"]
@@ -32,10 +36,6 @@ __all__ = ["add_parser", "run", "run_demo"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-class _UsageError(Exception):
-    pass
 
 
 def _size_arg(text: str) -> int:
@@ -64,10 +64,7 @@ def add_parser(subparsers: Any) -> None:
         "parts in parallel; an interrupted upload resumes where it stopped.",
     )
     up.add_argument("file", metavar="FILE", help="file to upload")
-    up.add_argument("--endpoint", help="API base URL (env KOODRIVE_ENDPOINT)")
-    up.add_argument("--token", help="access token (env KOODRIVE_TOKEN)")
-    up.add_argument("--user-id", help="KooDrive user id (env KOODRIVE_USER_ID)")
-    up.add_argument("--container-id", help="target space id (env KOODRIVE_CONTAINER_ID)")
+    add_connection_options(up)
     up.add_argument("--parent", default="root", help="parent folder id (default: root)")
     up.add_argument("--name", help="file name in KooDrive (default: FILE's name)")
     up.add_argument("--part-size", type=_size_arg, help="part size, e.g. 16MiB (default: auto)")
@@ -101,21 +98,6 @@ def add_parser(subparsers: Any) -> None:
     demo.add_argument("--concurrency", type=_positive_int_arg, default=8)
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=run_demo)
-
-
-def _setting(value: Optional[str], env: str, option: str, required: bool = True) -> Optional[str]:
-    if value:
-        return value
-    value = os.environ.get(env)
-    if value:
-        return value
-    if required:
-        raise _UsageError(f"{option} is required (or set {env})")
-    return None
-
-
-def _error(message: str) -> None:
-    print(f"koodrive-fast: error: {message}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,20 +206,6 @@ def _write_test_file(path: Path, size: int) -> None:
             index += 1
 
 
-def _download_sha256(client: Any, file_id: str, container_id: str) -> str:
-    import httpx
-
-    link = client.download_urls([file_id], container_id=container_id)[0]
-    if not link.url:
-        raise RuntimeError(f"no download link for {file_id}: {link.msg}")
-    digest = hashlib.sha256()
-    with httpx.stream("GET", link.url, timeout=120) as response:
-        response.raise_for_status()
-        for chunk in response.iter_bytes(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class _ServerProcess:
     """``koodrive-fast serve`` in a child process (its own GIL), stopped on exit."""
 
@@ -304,6 +272,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """``koodrive-fast demo``."""
     from ._auth import BearerToken
     from ._client import Client
+    from ._exceptions import IntegrityError
     from ._progress import TqdmProgress
     from ._options import UploadOptions
     from ._upload import _upload_hash_then_send, upload_file
@@ -329,7 +298,12 @@ def run_demo(args: argparse.Namespace) -> int:
                       f"{format_size(result.part_size)}: {_rate(size, result.seconds)}")
                 print("downloading it back to verify ...")
                 local = _file_sha256(source)
-                remote = _download_sha256(client, result.file_id, container)
+                try:  # Client.download checks the bytes against the server's SHA-256
+                    back = client.download(result.file_id, root / "demo-back.bin",
+                                           container_id=container)
+                    remote = back.files[0].sha256
+                except IntegrityError as exc:
+                    remote = f"(download failed its check: {exc})"
                 if not (local == remote == result.sha256):
                     _error(f"verification FAILED: local {local}, server {remote}, "
                            f"uploaded {result.sha256}")

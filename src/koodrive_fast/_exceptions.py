@@ -8,7 +8,10 @@
      │   ├─ AuthenticationError                     HTTP 401, API-gateway auth codes
      │   ├─ RateLimitedError                        HTTP 429; .retry_after (seconds or None)
      │   ├─ UploadTaskMissingError                  13000401 (no such upload task)
-     │   ├─ IntegrityError                          13000402 (file integrity check failed)
+     │   ├─ IntegrityError                          13000402 (file integrity check failed),
+     │   │                                          or a download whose SHA-256 differs
+     │   ├─ NotFoundError                           13000309, or a remote path that does
+     │   │                                          not resolve
      │   └─ MalformedResponseError                  a success envelope we cannot use
      ├─ TransportError(KooDriveError)               connection/timeout errors after retries
      │                                              (the httpx exception is ``__cause__``)
@@ -19,7 +22,9 @@
      ├─ LocalFileError                              the source cannot be read (I/O error, not a
      │                                              regular file, data past its size); .path .errno
      ├─ UploadInProgressError                       another upload of the same file holds its lock
-     └─ UploadCancelledError                        the upload was cancelled (future, async task)
+     ├─ UploadCancelledError                        the upload was cancelled (future, async task)
+     └─ JobTimeoutError                             a job (delete, move) did not finish within
+                                                    the polls/seconds allowed; .job_id .last
 
 Compare on ``code`` (an ``int``, or the ``str`` of API-gateway codes such as
 ``"APIGW.0301"``), never on ``msg``: KooDrive's messages vary by language.
@@ -38,6 +43,7 @@ __all__ = [
     "RateLimitedError",
     "UploadTaskMissingError",
     "IntegrityError",
+    "NotFoundError",
     "MalformedResponseError",
     "TransportError",
     "UploadUrlExpiredError",
@@ -46,6 +52,7 @@ __all__ = [
     "LocalFileError",
     "UploadInProgressError",
     "UploadCancelledError",
+    "JobTimeoutError",
     "api_error",
     "CODE_SUCCESS",
     "CODE_VALIDATION",
@@ -175,6 +182,10 @@ class IntegrityError(ApiError):
     """13000402: the uploaded parts do not hash to the expected SHA-256."""
 
 
+class NotFoundError(ApiError):
+    """13000309 (resource does not exist), or a remote path with a missing component."""
+
+
 class MalformedResponseError(ApiError):
     """A success envelope without the fields we need (e.g. a requested part missing)."""
 
@@ -243,6 +254,18 @@ class UploadCancelledError(KooDriveError):
     """The upload was cancelled before it finished (its checkpoint is kept for a resume)."""
 
 
+class JobTimeoutError(KooDriveError):
+    """A server-side job was still pending/running after the allowed polls or seconds.
+
+    ``last`` is the last :class:`koodrive_fast._models.Job` seen (``None`` if none).
+    """
+
+    def __init__(self, message: str, *, job_id: str, last: object = None) -> None:
+        self.job_id = job_id
+        self.last = last
+        super().__init__(message)
+
+
 _AUTH_GATEWAY_PREFIX = "APIGW.030"  # Huawei API gateway 03xx: authentication failures
 _GATEWAY_THROTTLED = "APIGW.0308"
 
@@ -268,6 +291,8 @@ def api_error(
         cls = UploadTaskMissingError
     elif code == CODE_INTEGRITY:
         cls = IntegrityError
+    elif code == CODE_RESOURCE_MISSING:
+        cls = NotFoundError
     elif http_status == 401 or (isinstance(code, str) and code.startswith(_AUTH_GATEWAY_PREFIX)):
         cls = AuthenticationError
     return cls(code, msg, http_status=http_status, trace_id=trace_id, method=method, path=path)

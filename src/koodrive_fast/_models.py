@@ -21,6 +21,16 @@ __all__ = [
     "CreateFileResult",
     "FileDetail",
     "DownloadLink",
+    "FileEntry",
+    "FolderEntry",
+    "Entry",
+    "parse_entry",
+    "ListPage",
+    "SearchHit",
+    "FullPath",
+    "Job",
+    "JobTask",
+    "FOLDER_FILE_TYPE",
     "parse_code",
     "parse_int",
 ]
@@ -300,4 +310,259 @@ class DownloadLink:
         return (
             f"DownloadLink(file_id={self.file_id!r}, file_name={self.file_name!r}, "
             f"url={url!r}, code={self.code!r}, msg={self.msg!r})"
+        )
+
+
+# --------------------------------------------------------------------------- folders, listing
+
+FOLDER_FILE_TYPE = "10"
+
+
+def _opt_size(value: object, name: str) -> Optional[int]:
+    return None if value in (None, "") else parse_int(value, name)
+
+
+def _content_sha256(data: Mapping[str, Any]) -> Optional[str]:
+    """Top-level ``sha256``, else the ``attachments[usage=content].sha256`` (more-endpoints §4.3)."""
+    top = data.get("sha256")
+    if isinstance(top, str) and top:
+        return top.lower()
+    attachments = data.get("attachments")
+    if isinstance(attachments, list):
+        for item in attachments:
+            if isinstance(item, Mapping) and item.get("usage") == "content":
+                digest = item.get("sha256")
+                if isinstance(digest, str) and digest:
+                    return digest.lower()
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderEntry:
+    """A folder in a listing (``fileType`` ``"10"``); ``raw`` keeps the whole object."""
+
+    id: str
+    name: str
+    parent_id: Optional[str] = None
+    container_id: Optional[str] = None
+    created_time: Optional[str] = None
+    edited_time: Optional[str] = None
+    recycled: bool = False
+    raw: JsonDict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    is_folder = True
+
+
+@dataclasses.dataclass(frozen=True)
+class FileEntry:
+    """A file in a listing; ``sha256`` is ``None`` when the server does not report it."""
+
+    id: str
+    name: str
+    size: int
+    sha256: Optional[str] = None
+    file_type: Optional[str] = None
+    mime_type: Optional[str] = None
+    parent_id: Optional[str] = None
+    container_id: Optional[str] = None
+    created_time: Optional[str] = None
+    edited_time: Optional[str] = None
+    recycled: bool = False
+    raw: JsonDict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    is_folder = False
+
+
+Entry = Union[FileEntry, FolderEntry]
+
+
+def parse_entry(data: Mapping[str, Any]) -> Entry:
+    """A File object of a listing (more-endpoints §4.3) as :class:`FileEntry` / :class:`FolderEntry`."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"files entry must be an object, got {type(data).__name__}")
+    entry_id = data.get("id", data.get("fileId"))
+    name = data.get("fileName")
+    if not isinstance(entry_id, str) or not entry_id:
+        raise ValueError("files entry without id")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"files entry {entry_id!r} without fileName")
+    parents = _str_tuple(data.get("parentFolder"))
+    containers = _str_tuple(data.get("containers", data.get("containerId")))
+    common: dict[str, Any] = dict(
+        id=entry_id,
+        name=name,
+        parent_id=parents[0] if parents else None,
+        container_id=containers[0] if containers else None,
+        created_time=_opt_str(data.get("createdTime")),
+        edited_time=_opt_str(data.get("editedTime", data.get("updateTime"))),
+        recycled=_bool(data.get("recycled", False)),
+        raw=dict(data),
+    )
+    file_type = _opt_str(data.get("fileType"))
+    if file_type == FOLDER_FILE_TYPE:
+        return FolderEntry(**common)
+    size = _opt_size(data.get("size", data.get("length")), "size")
+    if size is None:
+        raise ValueError(f"files entry {entry_id!r} without size")
+    return FileEntry(
+        size=size, sha256=_content_sha256(data), file_type=file_type,
+        mime_type=_opt_str(data.get("mimeType")), **common,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ListPage:
+    """One page of ``files/{type}``; ``next_cursor`` is ``None`` after the last page."""
+
+    entries: tuple[Entry, ...]
+    next_cursor: Optional[str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, cursor_key: str = "nextCursor") -> ListPage:
+        files = data.get("files")
+        if files is None:
+            files = []
+        if not isinstance(files, list):
+            raise ValueError("files must be a list")
+        cursor = data.get(cursor_key)
+        if cursor is not None and not isinstance(cursor, str):
+            raise ValueError(f"{cursor_key} must be a string")
+        return cls(tuple(parse_entry(f) for f in files), cursor or None)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchHit:
+    """One ``files/search`` result (more-endpoints §5): no sha256; ``size`` parsed from a string."""
+
+    id: str
+    name: str
+    file_type: Optional[str]
+    size: Optional[int]
+    container_id: Optional[str]
+    name_path: Optional[str]
+    id_path: Optional[str]
+    raw: JsonDict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_folder(self) -> bool:
+        return self.file_type == FOLDER_FILE_TYPE
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SearchHit:
+        if not isinstance(data, Mapping):
+            raise ValueError("search entry must be an object")
+        hit_id, name = data.get("id"), data.get("fileName")
+        if not isinstance(hit_id, str) or not hit_id or not isinstance(name, str):
+            raise ValueError("search entry without id or fileName")
+        return cls(
+            id=hit_id, name=name, file_type=_opt_str(data.get("fileType")),
+            size=_opt_size(data.get("size"), "size"),
+            container_id=_opt_str(data.get("containerId")),
+            name_path=_opt_str(data.get("namePath")), id_path=_opt_str(data.get("idPath")),
+            raw=dict(data),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FullPath:
+    """``files/path``: ``id_path`` (``/<rootId>/<id>/…/<fileId>``) and ``name_path``."""
+
+    id_path: str
+    name_path: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FullPath:
+        ids, names = data.get("fileIdPath"), data.get("namePath")
+        if not isinstance(ids, str) or not ids.startswith("/"):
+            raise ValueError("path response without a fileIdPath starting with '/'")
+        if not isinstance(names, str):
+            raise ValueError("path response without namePath")
+        return cls(ids, names)
+
+
+# --------------------------------------------------------------------------- jobs
+
+JOB_PENDING, JOB_RUNNING, JOB_FINISHED, JOB_CANCELLED = 0, 1, 2, 3
+TASK_PENDING, TASK_SUCCEEDED, TASK_FAILED = "0", "1", "2"
+
+
+@dataclasses.dataclass(frozen=True)
+class JobTask:
+    """One file of a job (``taskInfos[]``): ``status`` ``"0"`` pending, ``"1"`` ok, ``"2"`` failed."""
+
+    file_id: Optional[str]
+    file_path: Optional[str]
+    status: str
+    raw: JsonDict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == TASK_SUCCEEDED
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """``GET /{job_id}`` (more-endpoints §9.3): the job and its per-file tasks.
+
+    ``status``: 0 pending, 1 running, 2 finished, 3 cancelled.
+    ``result_code`` (``taskResultCode``): 1 all succeeded, 2 partly, 3 all failed.
+    """
+
+    job_id: str
+    status: int
+    task_type: Optional[int]
+    action_type: Optional[int]
+    progress: Optional[int]
+    result_code: Optional[int]
+    tasks: tuple[JobTask, ...]
+    raw: JsonDict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def done(self) -> bool:
+        """Finished or cancelled: polling will not change it any more."""
+        return self.status in (JOB_FINISHED, JOB_CANCELLED)
+
+    @property
+    def succeeded(self) -> bool:
+        """Finished, and every file succeeded."""
+        return (
+            self.status == JOB_FINISHED
+            and self.result_code in (1, None)
+            and all(t.succeeded for t in self.tasks)
+        )
+
+    @property
+    def failed_file_ids(self) -> tuple[str, ...]:
+        return tuple(t.file_id or "" for t in self.tasks if t.status == TASK_FAILED)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], job_id: str = "") -> Job:
+        body = data.get("data", data)
+        if not isinstance(body, Mapping):
+            raise ValueError("job response without a data object")
+        info = body.get("jobInfo")
+        if not isinstance(info, Mapping):
+            raise ValueError("job response without jobInfo")
+        tasks = body.get("taskInfos") or []
+        if not isinstance(tasks, list):
+            raise ValueError("taskInfos must be a list")
+        if "status" not in info:
+            raise ValueError("jobInfo without status")
+        parsed = []
+        for task in tasks:
+            if not isinstance(task, Mapping):
+                raise ValueError("taskInfos entry must be an object")
+            parsed.append(JobTask(
+                _opt_str(task.get("fileId")), _opt_str(task.get("filePath")),
+                str(parse_int(task.get("status", 0), "taskInfos.status")), dict(task),
+            ))
+        return cls(
+            job_id=str(info.get("taskId") or job_id),
+            status=parse_int(info["status"], "status"),
+            task_type=_opt_int(info.get("taskType"), "taskType"),
+            action_type=_opt_int(info.get("actionType"), "actionType"),
+            progress=_opt_int(info.get("progress"), "progress"),
+            result_code=_opt_int(info.get("taskResultCode"), "taskResultCode"),
+            tasks=tuple(parsed),
+            raw=dict(data),
         )

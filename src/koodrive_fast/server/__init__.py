@@ -53,6 +53,11 @@ Choices where the protocol brief is silent (its §14):
     the session's current token even when expired or revoked (the session
     outlives its token); a superseded token or a closed session is refused
     with 401.  There is no session expiry and no carrier ``auth/*`` API.
+15. Folders are real (``directory``): ``parentFolder`` must be ``root`` (or
+    ``DEUI7pa0C24Aroot<containerId>``) or a live folder of the same space, else
+    13000304 (13000404 when it is in the recycle bin); files and folders share
+    one name space per folder.  Listing, search, paths and recycle-bin jobs,
+    and every choice made for them, are described in ``docs/endpoints.md``.
 
 Performance: part bodies stream through uvicorn in ~256 KiB chunks, are
 batched without copying and hashed (C core, GIL released) and written with

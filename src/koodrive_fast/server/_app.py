@@ -9,6 +9,8 @@ errors, 401 for authentication, 429/5xx only from fault injection)::
     POST /koodrive/ose/v1/files/{fileId}/detail
     POST /koodrive/ose/v1/files/download
     POST /koodrive/ose/v1/session/refresh     (Authorization + x-session-id)
+    POST /koodrive/ose/v1/directory, files/{type}, files/search, jobs
+    GET  /koodrive/ose/v1/files/path, /koodrive/ose/v1/{job_id}   (see _folders.py)
 
 Storage plane (SigV4 presigned, S3-style XML errors)::
 
@@ -32,7 +34,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -47,6 +49,7 @@ from .._config import Limits
 from ._ctx import SHA1_IV, SHA256_IV, CtxError, Hasher, IterationCtx, decode_ctx, encode_ctx
 from ._faults import Faults, Stats
 from ._sessions import SessionError, Sessions
+from ._folders import CODE_PARENT_RECYCLED, FolderApi
 from ._settings import ServerConfig
 from ._store import FileRecord, PartRecord, PlanRecord, Store, valid_file_id, valid_upload_id
 
@@ -226,7 +229,7 @@ def _app_auth_canonical(request: Request, signed: list[str], body: bytes) -> str
 
 
 # ---------------------------------------------------------------- the app
-class _App:
+class _App(FolderApi):
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.store = state.store
@@ -495,11 +498,11 @@ class _App:
         if description is not None and (not isinstance(description, str) or len(description) > 512):
             raise _invalid("description", "must be a string of at most 512 characters")
         mime = _str_field(body, "mimeType", 255, required=False)
-        parent = [parents[0]]
+        parent = [self.live_folder(container, parents[0], recycled_code=CODE_PARENT_RECYCLED)[0]]
 
         self.store.purge_expired(time.time() - self.config.upload_expiry)
         clashes = self.store.find_by_name(container, parent, name)
-        if clashes:
+        if clashes or self.store.folders_named(container, parent[0], name):
             if auto_rename == 3:
                 raise ApiFailure(CODE_DUPLICATE_NAME, "a file with this name already exists")
             if auto_rename == 4 and sha256 is not None:
@@ -545,7 +548,7 @@ class _App:
             candidate = f"{stem}{suffix}" + (f".{ext}" if ext else "")
             if len(candidate) > 250:
                 candidate = candidate[-250:]
-            if not self.store.find_by_name(container, parent, candidate):
+            if not self.store.name_taken(container, parent[0], candidate):
                 return candidate
         raise ApiFailure(CODE_DUPLICATE_NAME, "could not find a free name")
 
@@ -668,6 +671,7 @@ class _App:
             "status": "completed" if rec.status == "complete" else "uploading",
             "uploadId": rec.upload_id, "rapidUpload": rec.rapid,
             "createdTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rec.created_at)),
+            "recycled": self.store.recycled_at(rec.file_id) is not None,
         }
 
     async def download(self, request: Request, body: dict[str, Any], auth: tuple[str, bool]) -> dict[str, Any]:
@@ -836,6 +840,8 @@ class _App:
         self.state.stats._count_get()
         try:
             self._verify_url(request, "GET", ("host",))
+            if self.state.faults.take_get_expiry():
+                raise S3Failure(403, "AccessDenied", "Request has expired")
             rec = self.store.get_file(request.path_params["file_id"])
             if rec is None or rec.status != "complete" or rec.content_key is None:
                 raise S3Failure(404, "NoSuchKey", "The specified key does not exist.")
@@ -848,8 +854,25 @@ class _App:
         if request.headers.get("range") is not None:
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.length}"
-        return StreamingResponse(self.store.iter_content(files, start, end), status_code=status,
+        body = self.store.iter_content(files, start, end)
+        drop_after = self.state.faults.take_get_fault()
+        if drop_after is not None:
+            body = _cut_off(body, drop_after)
+        return StreamingResponse(body, status_code=status,
                                  media_type="application/octet-stream", headers=headers)
+
+
+def _cut_off(blocks: Iterator[bytes], after: int) -> Iterator[bytes]:
+    """The first ``after`` bytes, then an error: the server drops the connection mid-body."""
+    sent = 0
+    for block in blocks:
+        if sent + len(block) >= after:
+            if after > sent:
+                yield block[: after - sent]
+            break
+        sent += len(block)
+        yield block
+    raise ConnectionAbortedError("fault injection: GET dropped")
 
 
 def _byte_range(header: str | None, length: int) -> tuple[int, int]:
@@ -932,6 +955,13 @@ def create_app(state: ServerState) -> Starlette:
         Route(API + "/files/{file_id}/detail", app._api("detail", app.detail), methods=["POST"]),
         Route(f"{API}/session/refresh", app._api("sessionRefresh", app.session_refresh, authenticate=False),
               methods=["POST"]),
+        Route(f"{API}/directory", app._api("createDirectory", app.create_directory), methods=["POST"]),
+        Route(f"{API}/files/search", app._api("search", app.search), methods=["POST"]),
+        Route(f"{API}/files/path", app._api("path", app.full_path), methods=["GET"]),
+        Route(f"{API}/jobs", app._api("createJob", app.create_job), methods=["POST"]),
+        Route(API + "/files/{type}", app._api("list", app.list_files), methods=["POST"]),
+        # literal routes above take priority over the bare job id
+        Route(API + "/{job_id}", app._api("job", app.job_detail), methods=["GET"]),
         Route(BUCKET + "/{file_id}", app.put_part, methods=["PUT"]),
         Route(BUCKET + "/{file_id}", app.get_object, methods=["GET"]),
     ]

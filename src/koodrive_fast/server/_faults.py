@@ -55,6 +55,9 @@ class Faults:
             self._drop_after = 0
             self._expire_puts = 0
             self._latency = 0.0
+            self._drop_gets = 0
+            self._drop_gets_after = 0
+            self._expire_gets = 0
 
     def fail_puts(self, n: int, status: int = 500) -> None:
         """The next ``n`` part PUTs answer ``status`` (500 or 503) without storing."""
@@ -95,6 +98,35 @@ class Faults:
         _check_count(n)
         with self._lock:
             self._expire_puts = n
+
+    def drop_gets(self, n: int, after_bytes: int = 0) -> None:
+        """The next ``n`` object GETs have their connection closed after ``after_bytes`` of body."""
+        _check_count(n)
+        if after_bytes < 0:
+            raise ValueError("after_bytes must be >= 0")
+        with self._lock:
+            self._drop_gets, self._drop_gets_after = n, after_bytes
+
+    def expire_gets(self, n: int) -> None:
+        """The next ``n`` object GETs are refused as if their presigned URL had expired."""
+        _check_count(n)
+        with self._lock:
+            self._expire_gets = n
+
+    def take_get_expiry(self) -> bool:
+        with self._lock:
+            if self._expire_gets:
+                self._expire_gets -= 1
+                return True
+            return False
+
+    def take_get_fault(self) -> int | None:
+        """Bytes to send before dropping this GET, or None (serve it normally)."""
+        with self._lock:
+            if self._drop_gets:
+                self._drop_gets -= 1
+                return self._drop_gets_after
+            return None
 
     def latency(self, seconds: float) -> None:
         """Delay every request (API and PUT) by ``seconds`` (0 turns it off)."""

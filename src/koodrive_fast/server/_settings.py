@@ -74,9 +74,10 @@ class ServerConfig:
     log_requests: bool = False
     token_ttl: float | None = None
     clock: Callable[[], float] = time.time
+    job_polls: int = 0  # a job reports "running" to this many polls before "finished"
 
     def __post_init__(self) -> None:
-        for name in ("port", "min_part_size", "url_ttl", "max_json_body", "write_buffer"):
+        for name in ("port", "min_part_size", "url_ttl", "max_json_body", "write_buffer", "job_polls"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"ServerConfig.{name} must be an int, got {type(value).__name__}")
@@ -92,6 +93,8 @@ class ServerConfig:
             raise ValueError("ServerConfig.max_json_body must be >= 1024 bytes")
         if self.write_buffer < 64 * 1024:
             raise ValueError("ServerConfig.write_buffer must be >= 65536 bytes")
+        if not 0 <= self.job_polls <= 1000:
+            raise ValueError("ServerConfig.job_polls must be in 0..1000")
         if self.http_impl not in ("auto", "h11", "httptools"):
             raise ValueError("ServerConfig.http_impl must be 'auto', 'h11' or 'httptools'")
         if self.tokens is not None:

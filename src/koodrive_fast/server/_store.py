@@ -27,7 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store", "FileRecord", "PartRecord", "PlanRecord", "valid_file_id", "valid_upload_id"]
+__all__ = [
+    "Store", "FileRecord", "FolderRecord", "JobRecord", "PartRecord", "PlanRecord",
+    "valid_file_id", "valid_upload_id",
+]
 
 _FILE_ID_RE = re.compile(r"F[A-Za-z0-9]{32}")
 _UPLOAD_ID_RE = re.compile(r"[0-9A-F]{32}")
@@ -54,6 +57,20 @@ CREATE TABLE IF NOT EXISTS parts (
     part_offset INTEGER NOT NULL, hash_type TEXT NOT NULL, start_words TEXT NOT NULL,
     end_words TEXT NOT NULL, digest TEXT NOT NULL, stored_at REAL NOT NULL,
     PRIMARY KEY (file_id, part_number)
+);
+CREATE TABLE IF NOT EXISTS folders (
+    folder_id TEXT PRIMARY KEY, container_id TEXT NOT NULL, parent_id TEXT NOT NULL,
+    name TEXT NOT NULL, user_id TEXT NOT NULL, created_at REAL NOT NULL, edited_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS folders_by_parent ON folders (container_id, parent_id, name);
+CREATE TABLE IF NOT EXISTS recycled (
+    item_id TEXT PRIMARY KEY, container_id TEXT NOT NULL, recycled_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, container_id TEXT NOT NULL,
+    task_type INTEGER NOT NULL, action_type INTEGER NOT NULL, created_at REAL NOT NULL,
+    finished_at REAL NOT NULL, result_code INTEGER NOT NULL, tasks TEXT NOT NULL,
+    polls_left INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS contents (
     content_key TEXT PRIMARY KEY, sha256 TEXT NOT NULL, length INTEGER NOT NULL,
@@ -95,6 +112,31 @@ class FileRecord:
     completed_at: float | None
     content_key: str | None
     rapid: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderRecord:
+    folder_id: str
+    container_id: str
+    parent_id: str  # "root" for the space root
+    name: str
+    user_id: str
+    created_at: float
+    edited_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    user_id: str
+    container_id: str
+    task_type: int
+    action_type: int
+    created_at: float
+    finished_at: float
+    result_code: int
+    tasks: list[dict[str, Any]]
+    polls_left: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,12 +236,114 @@ class Store:
         return None if row is None else self._file(row)
 
     def find_by_name(self, container_id: str, parent: list[str], name: str) -> list[FileRecord]:
+        """Files (finished or not) called ``name`` in a folder, recycled ones excepted."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM files WHERE container_id=? AND parent_folder=? AND file_name=?",
+                "SELECT * FROM files WHERE container_id=? AND parent_folder=? AND file_name=?"
+                " AND file_id NOT IN (SELECT item_id FROM recycled)",
                 (container_id, json.dumps(parent), name),
             ).fetchall()
         return [self._file(r) for r in rows]
+
+    def name_taken(self, container_id: str, parent_id: str, name: str) -> bool:
+        """Whether a file or a folder (not recycled) already has ``name`` in the folder."""
+        return bool(self.find_by_name(container_id, [parent_id], name)) or bool(
+            self.folders_named(container_id, parent_id, name)
+        )
+
+    # -- folders ----------------------------------------------------------
+    @staticmethod
+    def _folder(row: Any) -> FolderRecord:
+        return FolderRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+
+    def insert_folder(self, rec: FolderRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO folders VALUES (?,?,?,?,?,?,?)",
+                (rec.folder_id, rec.container_id, rec.parent_id, rec.name, rec.user_id,
+                 rec.created_at, rec.edited_at),
+            )
+
+    def get_folder(self, folder_id: str) -> FolderRecord | None:
+        if not valid_file_id(folder_id):
+            return None
+        with self._lock:
+            row = self._db.execute("SELECT * FROM folders WHERE folder_id=?", (folder_id,)).fetchone()
+        return None if row is None else self._folder(row)
+
+    def folders_named(self, container_id: str, parent_id: str, name: str) -> list[FolderRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM folders WHERE container_id=? AND parent_id=? AND name=?"
+                " AND folder_id NOT IN (SELECT item_id FROM recycled)",
+                (container_id, parent_id, name),
+            ).fetchall()
+        return [self._folder(r) for r in rows]
+
+    def children(self, container_id: str, parent_id: str) -> tuple[list[FolderRecord], list[FileRecord]]:
+        """Direct children of a folder: folders and finished files, recycled ones excepted."""
+        with self._lock:
+            folders = self._db.execute(
+                "SELECT * FROM folders WHERE container_id=? AND parent_id=?"
+                " AND folder_id NOT IN (SELECT item_id FROM recycled)",
+                (container_id, parent_id),
+            ).fetchall()
+            files = self._db.execute(
+                "SELECT * FROM files WHERE container_id=? AND parent_folder=? AND status='complete'"
+                " AND file_id NOT IN (SELECT item_id FROM recycled)",
+                (container_id, json.dumps([parent_id])),
+            ).fetchall()
+        return [self._folder(r) for r in folders], [self._file(r) for r in files]
+
+    def all_items(self, container_id: str | None) -> tuple[list[FolderRecord], list[FileRecord]]:
+        """Every folder and finished file of a space (of all spaces with ``None``)."""
+        where, args = ("WHERE container_id=?", (container_id,)) if container_id is not None else ("", ())
+        with self._lock:
+            folders = self._db.execute(f"SELECT * FROM folders {where}", args).fetchall()
+            files = self._db.execute(
+                f"SELECT * FROM files {where} {'AND' if where else 'WHERE'} status='complete'", args
+            ).fetchall()
+        return [self._folder(r) for r in folders], [self._file(r) for r in files]
+
+    # -- recycle bin ----------------------------------------------------------
+    def recycled_at(self, item_id: str) -> float | None:
+        with self._lock:
+            row = self._db.execute("SELECT recycled_at FROM recycled WHERE item_id=?", (item_id,)).fetchone()
+        return None if row is None else float(row[0])
+
+    def recycle(self, item_id: str, container_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO recycled VALUES (?,?,?)", (item_id, container_id, time.time())
+            )
+
+    def recycled_ids(self, container_id: str) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item_id FROM recycled WHERE container_id=?", (container_id,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    # -- jobs -------------------------------------------------------------
+    def insert_job(self, rec: JobRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (rec.job_id, rec.user_id, rec.container_id, rec.task_type, rec.action_type,
+                 rec.created_at, rec.finished_at, rec.result_code, json.dumps(rec.tasks),
+                 rec.polls_left),
+            )
+
+    def poll_job(self, job_id: str) -> JobRecord | None:
+        """The job as it was before this poll; counts the poll down."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+            if row is not None and row[9] > 0:
+                self._db.execute("UPDATE jobs SET polls_left=polls_left-1 WHERE job_id=?", (job_id,))
+        if row is None:
+            return None
+        return JobRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                         json.loads(row[8]), row[9])
 
     def find_content(self, sha256: str, length: int) -> tuple[str, list[int]] | None:
         with self._lock:
