@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from koodrive_fast._exceptions import ValidationError
-from koodrive_fast._localtree import FileIdentity, PathFilter, check_remote_name, scan_tree
+from koodrive_fast import FileIdentity
+from koodrive_fast._localtree import PathFilter, check_remote_name, scan_tree
 from koodrive_fast._snapshot import SNAPSHOT_FILE, Snapshot
 
 # ---------------------------------------------------------------- rules

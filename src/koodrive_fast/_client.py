@@ -68,6 +68,7 @@ from ._models import (
 from ._planner import validate_file_size, validate_parts
 from ._redact import redact_text
 from ._validate import check_file_id as _check_file_id
+from ._validate import check_hex64 as _check_hex64
 from ._validate import check_file_name as _check_file_name
 from ._validate import check_str as _check_str
 from ._retry import (
@@ -112,7 +113,6 @@ E = TypeVar("E")
 JsonDict = dict[str, Any]
 AnyCredentials = Union[BearerToken, AppCredentials, RefreshableToken]
 
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _MAX_MSG = 500
 _AUTO_RENAME = (2, 3, 4)
 
@@ -137,13 +137,6 @@ class _Retry:
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_hex64(value: object, field: str) -> str:
-    text = _check_str(value, field)
-    if not _HEX64.match(text):
-        raise ValidationError(field, "must be 64 hexadecimal characters (a SHA-256 digest)")
-    return text.lower()
 
 
 def _check_trace_id(trace_id: object) -> str:

@@ -35,6 +35,7 @@ from ._checkpoint import Checkpoint, CheckpointKey, CheckpointStore, CheckpointW
 from ._clock import Clock
 from ._config import default_part_size
 from ._exceptions import (
+    FileChangedError,
     IntegrityError,
     KooDriveError,
     LocalFileError,
@@ -52,7 +53,7 @@ from ._scanfeed import NativeScan, ScanCancelled
 from ._sender import PartSender
 from ._source import SourceFile, check_path, stat_identity
 from ._transfer import PartTransport
-from ._validate import check_file_id, check_file_name, check_str
+from ._validate import check_file_id, check_file_name, check_hex64, check_str
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import Client
@@ -158,6 +159,7 @@ class FileUpload:
         clock: Clock,
         bucket: Optional[TokenBucket] = None,
         hash_first: bool = False,
+        known_sha256: Optional[str] = None,
     ) -> None:
         if not isinstance(options, UploadOptions):
             raise ValidationError("options", f"must be an UploadOptions, got {type(options).__name__}")
@@ -189,6 +191,9 @@ class FileUpload:
             bucket = TokenBucket(options.bwlimit, clock)
         self.bucket = bucket
         self.hash_first = hash_first
+        # a digest recorded earlier for this very identity (the sync snapshot): lets a
+        # flash upload be tried before hashing; the scan still verifies it
+        self.known_sha256 = check_hex64(known_sha256, "known_sha256") if known_sha256 else None
         self.n_parts = max(1, -(-self.size // self.part_size))
         self.parts = [
             MultiPartInfo(
@@ -320,13 +325,14 @@ class FileUpload:
             if self.broker.file_id is not None:
                 done_before = {n for n in checkpoint.done if 1 <= n <= self.n_parts}
         if self.broker.file_id is None:
-            hit = self._create(source, rapid and not self.hash_first, digest)
+            hint = digest or (self.known_sha256 if opts.rapid is not False and not self.hash_first else None)
+            hit = self._create(source, (rapid or hint is not None) and not self.hash_first, hint)
             writer.record_task(self.broker.file_id, self.broker.upload_id)
             if hit:
                 writer.discard()
                 self.progress.emit("done", rapid_upload=True)
-                assert digest is not None
-                return self._result(started, digest, rapid_upload=True, resumed=resumed, resumed_bytes=0)
+                assert hint is not None
+                return self._result(started, hint, rapid_upload=True, resumed=resumed, resumed_bytes=0)
         writer.flush(force=True)
         self._done = set(done_before)
         resumed_bytes = sum(self.parts[n - 1].part_size for n in self._done)
@@ -353,6 +359,11 @@ class FileUpload:
         while True:
             digest = self._pipeline(source, sender, digest)
             source.check_unchanged()
+            if self.known_sha256 is not None and digest != self.known_sha256:
+                raise FileChangedError(
+                    f"{self.path} no longer has the digest recorded for it; nothing was completed",
+                    path=self.path,
+                )
             self.progress.emit("completing")
             writer.flush(force=True)
             try:
@@ -379,8 +390,10 @@ class FileUpload:
             origin = proof_origin(self.client.credentials)
         except TypeError:
             pass
+        first = [p for p in self.parts[: self.options.resolved_url_window]
+                 if p.part_number == 1 or p.hash_ctx is not None]
         result = self.broker.create(
-            self.parts[: self.options.resolved_url_window],
+            first,
             sha256=digest,
             pre_hash=pre_hash(os.pread(source.fd, 1024, 0)),
             proof_code=proof_code(self.path, self.size, origin) if (self.size and origin) else None,

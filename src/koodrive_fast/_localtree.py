@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 from ._exceptions import ValidationError
+from ._source import FileIdentity
 from ._validate import check_file_name
 
 __all__ = [
@@ -175,21 +176,6 @@ class PathFilter:
 
 
 # --------------------------------------------------------------------------- tree scan
-
-
-@dataclasses.dataclass(frozen=True)
-class FileIdentity:
-    """What says "this is still the file we hashed": all five must be equal."""
-
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-    device: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> FileIdentity:
-        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 @dataclasses.dataclass(frozen=True)

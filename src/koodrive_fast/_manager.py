@@ -211,9 +211,15 @@ class TransferManager:
         file_name: Optional[str] = None,
         options: Optional[UploadOptions] = None,
         progress: Optional[ProgressCallback] = None,
+        known_sha256: Optional[str] = None,
         _hash_first: bool = False,
     ) -> UploadFuture:
-        """Queue one file; bad input raises :class:`ValidationError` here, before any request."""
+        """Queue one file; bad input raises :class:`ValidationError` here, before any request.
+
+        ``known_sha256``: the file's digest recorded earlier for its current identity
+        (a sync snapshot); a flash upload is then tried before hashing, and the
+        hashing that follows on a miss must arrive at the same digest.
+        """
         if self._closed:
             raise ValidationError("manager", "is closed")
         if progress is not None and not callable(progress):
@@ -236,6 +242,7 @@ class TransferManager:
             clock=self.clock,
             bucket=self._bucket,
             hash_first=_hash_first,
+            known_sha256=known_sha256,
         )
         future = UploadFuture(upload, progress)
         holder.append(future)

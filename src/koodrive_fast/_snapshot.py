@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -30,7 +29,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ._exceptions import ValidationError
-from ._localtree import FileIdentity
+from ._source import FileIdentity
+from ._validate import check_hex64
 
 __all__ = ["Snapshot", "SNAPSHOT_FILE", "SNAPSHOT_VERSION"]
 
@@ -39,7 +39,6 @@ logger = logging.getLogger("koodrive_fast")
 SNAPSHOT_FILE = "snapshot.sqlite3"
 SNAPSHOT_VERSION = 1
 _RACY_NS = 2_000_000_000
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
@@ -130,8 +129,7 @@ class Snapshot:
         (``time.time_ns()`` scale; default: now) the moment the read began:
         the racy check compares the file's timestamps with it.
         """
-        if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
-            raise ValidationError("sha256", "must be 64 hexadecimal characters")
+        sha256 = check_hex64(sha256, "sha256")
         moment = self._now_ns() if started_ns is None else started_ns
         with self._lock:
             self._db.execute(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import re
+
 from ._exceptions import ValidationError
 
 __all__ = [
@@ -59,3 +61,14 @@ def check_file_name(name: object) -> str:
             "fileName", f"must be at most {MAX_NAME} characters, got {len(text)}"
         )
     return text
+
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def check_hex64(value: object, field: str) -> str:
+    """A SHA-256 digest as 64 hex characters, lowercased."""
+    text = check_str(value, field)
+    if not _HEX64.match(text):
+        raise ValidationError(field, "must be 64 hexadecimal characters (a SHA-256 digest)")
+    return text.lower()
