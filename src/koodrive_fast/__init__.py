@@ -75,6 +75,9 @@ _EXPORTS: dict[str, str] = {
     "UploadOptions": "._options",
     "UploadResult": "._engine",
     "TransferManager": "._manager",
+    "sync": "._sync",
+    "SyncItem": "._sync",
+    "SyncResult": "._sync",
     "UploadFuture": "._manager",
     "TransferProgress": "._manager",
     "ProgressEvent": "._progress",
@@ -159,5 +162,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from ._manager import TransferManager, TransferProgress, UploadFuture
     from ._options import UploadOptions
     from ._source import FileIdentity
+    from ._sync import SyncItem, SyncResult, sync
 
     backend: str

@@ -29,7 +29,7 @@ EXIT_INTERRUPTED = 130
 
 _COMMAND_MODULES = [
     "koodrive_fast._cmd_hash", "koodrive_fast._cmd_serve", "koodrive_fast._cmd_upload",
-    "koodrive_fast._cmd_files",
+    "koodrive_fast._cmd_files", "koodrive_fast._cmd_sync",
 ]
 
 

@@ -1,0 +1,192 @@
+"""``koodrive-fast sync LOCAL_DIR REMOTE_FOLDER``: a folder tree into KooDrive.
+
+Exit status: 0 when every file succeeded, 1 when any failed (the rest was
+still done), 2 for usage errors.  ``--json`` prints JSON Lines: one object
+per path (``path``, ``action``, ``bytes``, ``sha256``, ``fileId``,
+``error``), then one ``{"summary": true, ...}`` object with the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from typing import Any
+
+from ._cmd_common import (
+    UsageError,
+    add_connection_options,
+    add_filter_options,
+    connection_from_args,
+    path_filter_from_args,
+    print_error,
+)
+
+__all__ = ["add_parser", "run"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    from ._sizes import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "sync",
+        help="sync a local folder into a KooDrive folder (skips what is unchanged)",
+        description=(
+            "Make REMOTE_FOLDER (a slash path from the space root, created as needed) hold "
+            "what LOCAL_DIR holds: unchanged files are skipped without being read again, "
+            "changed and new ones uploaded (many at once), empty folders created."
+        ),
+    )
+    p.add_argument("local_dir", metavar="LOCAL_DIR")
+    p.add_argument("remote_folder", metavar="REMOTE_FOLDER")
+    add_connection_options(p)
+    add_filter_options(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be created, uploaded, skipped, deleted; change nothing")
+    p.add_argument("--delete", action="store_true",
+                   help="move remote files absent locally to the recycle bin (never permanently)")
+    p.add_argument("--json", action="store_true", help="JSON Lines: one object per path, then a summary")
+    p.add_argument("--concurrency", type=_positive, default=8, help="part uploads in flight (default 8)")
+    p.add_argument("--files", type=_positive, default=4, help="files in flight (default 4)")
+    p.add_argument("--part-size", type=_size, help="part size, e.g. 16MiB (default: auto)")
+    p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links (default: skip them)")
+    p.add_argument("--checkpoint-dir", help="where checkpoints and the sync snapshot live")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+class _Bar:
+    """One aggregate bar: files done/total, bytes, rate, ETA (only on a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+        self._lock = threading.Lock()
+        self.files_done = 0
+        self.files_total = 0
+
+    def start(self, total_bytes: int, files_total: int) -> None:
+        if not self.enabled:
+            return
+        import importlib
+
+        tqdm: Any = importlib.import_module("tqdm").tqdm
+        self.files_total = files_total
+        self._bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="sync", file=sys.stderr,
+                         dynamic_ncols=True, mininterval=0.2)
+
+    def bytes(self, n: int) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(n)
+
+    def file_done(self) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self.files_done += 1
+                self._bar.set_postfix_str(f"files {self.files_done}/{self.files_total}")
+
+    def write(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ._exceptions import KooDriveError
+    from ._options import UploadOptions
+    from ._progress import ProgressEvent
+    from ._sync import SyncItem, sync
+
+    try:
+        conn = connection_from_args(args)
+        filters = path_filter_from_args(args)
+        options = UploadOptions(
+            concurrency=args.concurrency, part_size=args.part_size,
+            checkpoint_dir=args.checkpoint_dir,
+        )
+        client = conn.client()
+    except UsageError as exc:
+        print_error(f"sync: {exc}")
+        return EXIT_USAGE
+    except KooDriveError as exc:
+        print_error(f"sync: {exc}")
+        return EXIT_USAGE
+
+    bar = _Bar(enabled=not args.no_progress and not args.json)
+    out_lock = threading.Lock()
+
+    def on_item(item: SyncItem) -> None:
+        with out_lock:
+            if args.json:
+                print(json.dumps(item.to_json(), separators=(",", ":")), flush=True)
+            elif item.action != "skipped" or item.note not in ("unchanged", None):
+                detail = f": {item.error}" if item.error else (f" ({item.note})" if item.note else "")
+                line = f"{item.action:<12} {item.path}{detail}"
+                if bar.enabled:
+                    bar.write(line)
+                else:
+                    print(line, flush=True)
+        if item.action in ("uploaded", "skipped", "failed"):
+            bar.file_done()
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.phase == "uploading" and event.delta:
+            bar.bytes(event.delta)
+
+    try:
+        with client:
+            if bar.enabled:
+                from ._localtree import scan_tree
+
+                tree = scan_tree(args.local_dir, filters=filters, follow_symlinks=args.follow_symlinks)
+                bar.start(tree.total_bytes, len(tree.files))
+            result = sync(
+                client, args.local_dir, args.remote_folder, container_id=conn.container_id,
+                options=options, filters=filters, delete=args.delete, dry_run=args.dry_run,
+                follow_symlinks=args.follow_symlinks, files=args.files, on_item=on_item,
+                progress=on_progress,
+            )
+    except KeyboardInterrupt:
+        bar.close()
+        print_error("sync: interrupted; run the same command again to finish")
+        return 130
+    except KooDriveError as exc:
+        bar.close()
+        print_error(f"sync: {exc}")
+        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_FAILED
+    bar.close()
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary, separators=(",", ":")))
+    else:
+        counts = ", ".join(f"{n} {a}" for a, n in sorted(result.counts.items())) or "nothing to do"
+        print(f"{'dry run: ' if args.dry_run else ''}{counts}; {len(result.folders_created)} "
+              f"folder(s) {'to create' if args.dry_run else 'created'}; "
+              f"{result.bytes_sent} bytes sent, {result.bytes_hashed} hashed in {result.seconds:.1f} s")
+    return EXIT_OK if result.ok else EXIT_FAILED
