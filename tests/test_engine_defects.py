@@ -369,7 +369,7 @@ def test_11_second_upload_of_the_same_file_fails_clearly(
             upload_file(client, path, container_id=CONTAINER, options=opts)
         assert srv.stats.api_calls == calls
     finally:
-        CheckpointStore.unlock(held)
+        store.unlock(_key(client, path), held)
     result = upload_file(client, path, container_id=CONTAINER, options=opts)
     assert_uploaded(client, result, path)
 
@@ -439,3 +439,16 @@ def test_result_reports_the_servers_file_name_after_a_rename(
     assert first.file_name == "renamed-clash.bin"
     assert second.file_name != "renamed-clash.bin" and second.file_name.startswith("renamed-clash")
     assert client.file_detail(second.file_id).file_name == second.file_name
+
+
+def test_lock_files_do_not_pile_up_and_one_part_files_write_no_checkpoint(
+    client: Client, tmp_path: Path
+) -> None:
+    opts = _opts(tmp_path)
+    for i in range(3):
+        upload_file(client, make_file(tmp_path, PS - i, name=f"small{i}.bin", seed=i),
+                    container_id=CONTAINER, options=opts)
+    upload_file(client, make_file(tmp_path, 3 * PS, name="multi.bin", seed=9),
+                container_id=CONTAINER, options=opts)
+    leftovers = sorted(p.name for p in (tmp_path / "cp").iterdir())
+    assert leftovers == []  # no .lock and no .json left after finished uploads

@@ -196,24 +196,37 @@ class CheckpointStore:
         Raises :class:`UploadInProgressError` when another upload holds it.
         """
         path = self.directory / f"{key.file_stem()}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        if fcntl is None:  # pragma: no cover
-            return fd
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+        for _ in range(10):  # bounded: each retry means another upload just finished
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            if fcntl is None:  # pragma: no cover
+                return fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno_module.EAGAIN, errno_module.EACCES, errno_module.EWOULDBLOCK):
+                    raise UploadInProgressError(
+                        f"{key.path} is already being uploaded (by this or another process); "
+                        "wait for that upload to finish",
+                        path=key.path,
+                    ) from None
+                raise
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a lock file its last holder removed meanwhile
+                return fd
             os.close(fd)
-            if exc.errno in (errno_module.EAGAIN, errno_module.EACCES, errno_module.EWOULDBLOCK):
-                raise UploadInProgressError(
-                    f"{key.path} is already being uploaded (by this or another process); "
-                    "wait for that upload to finish",
-                    path=key.path,
-                ) from None
-            raise
-        return fd
+        raise UploadInProgressError(f"{key.path}: could not take its upload lock", path=key.path)
 
-    @staticmethod
-    def unlock(fd: int) -> None:
+    def unlock(self, key: CheckpointKey, fd: int) -> None:
+        """Release the lock and remove its file (while still holding it, so no upload
+        that saw this file can take a lock on it afterwards: it gets in-progress)."""
+        try:
+            os.unlink(self.directory / f"{key.file_stem()}.lock")
+        except OSError:
+            pass
         os.close(fd)  # closing the descriptor releases the flock
 
     def load(self, key: CheckpointKey) -> Checkpoint | None:

@@ -264,7 +264,8 @@ class FileUpload:
 
     def _locked_run(self) -> UploadResult:
         started = self.clock.monotonic()
-        lock_fd = self.store.lock(self.key) if self.store is not None else None
+        store = self.store
+        lock_fd = store.lock(self.key) if store is not None else None
         try:
             source = SourceFile(self.path, self.identity)
             try:
@@ -276,21 +277,23 @@ class FileUpload:
                 self._shutdown()
                 source.release()
         finally:
-            if lock_fd is not None:
-                CheckpointStore.unlock(lock_fd)
+            if store is not None and lock_fd is not None:
+                store.unlock(self.key, lock_fd)
 
     # ------------------------------------------------------------------ phases
 
     def _run(self, source: SourceFile, started: float) -> UploadResult:
         opts = self.options
-        loaded = self.store.load(self.key) if (self.store is not None and opts.resume) else None
+        # a one-part file has nothing to resume: no checkpoint is read or written for it
+        keep = self.store if (opts.resume and self.n_parts > 1) else None
+        loaded = keep.load(self.key) if keep is not None else None
         resumed = loaded is not None
         if loaded is not None and loaded.file_name != self.file_name:
             loaded = None  # another target name: start over
             resumed = False
         checkpoint = loaded or Checkpoint(key=self.key, file_name=self.file_name)
         writer = CheckpointWriter(
-            self.store if opts.resume else None, checkpoint,
+            keep, checkpoint,
             interval=opts.checkpoint_interval, monotonic=self.clock.monotonic,
         )
         self.writer = writer
