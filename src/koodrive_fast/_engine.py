@@ -114,6 +114,21 @@ def _client_identity(client: Any) -> tuple[str, str]:
     return str(endpoint), str(getattr(credentials, "user_id", "") or "")
 
 
+_PREPARED: set[str] = set()  # checkpoint directories already proved writable
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared(store: CheckpointStore) -> None:
+    """``store.prepare()`` once per directory and process (it costs a mkdir and a probe file)."""
+    key = os.fspath(store.directory)
+    with _PREPARED_LOCK:
+        if key in _PREPARED:
+            return
+    store.prepare()
+    with _PREPARED_LOCK:
+        _PREPARED.add(key)
+
+
 def _resolve_store(options: UploadOptions) -> Optional[CheckpointStore]:
     """The checkpoint store, checked before any request.
 
@@ -124,7 +139,7 @@ def _resolve_store(options: UploadOptions) -> Optional[CheckpointStore]:
     if options.checkpoint_dir is not None:
         store = CheckpointStore(options.checkpoint_dir)
         try:
-            store.prepare()
+            _prepared(store)
         except OSError as exc:
             raise ValidationError(
                 "checkpoint_dir", f"cannot write checkpoints in {store.directory}: {exc.strerror or exc}"
@@ -132,7 +147,7 @@ def _resolve_store(options: UploadOptions) -> Optional[CheckpointStore]:
         return store
     store = CheckpointStore(default_checkpoint_dir())
     try:
-        store.prepare()
+        _prepared(store)
     except OSError as exc:
         logger.warning(
             "cannot write checkpoints in %s (%s); uploading without resume",
