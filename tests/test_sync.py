@@ -8,13 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from koodrive_fast import RetryPolicy, UploadOptions, ValidationError
+from koodrive_fast import ProgressEvent, RetryPolicy, UploadOptions, ValidationError
 from koodrive_fast._cli import main as cli_main
 from koodrive_fast._client import Client
 from koodrive_fast._localtree import PathFilter
@@ -174,9 +175,17 @@ def test_faults_during_a_sync(srv: LocalServer, tmp_path: Path) -> None:
     _age(local)
     srv.faults.fail_puts(3, status=503)
     srv.faults.drop_puts(2, after_bytes=100)
+    lost = threading.Event()
+
+    def lose_tasks(event: ProgressEvent) -> None:  # the server forgets unfinished uploads once
+        if event.phase == "uploading" and event.delta > 0 and not lost.is_set():
+            lost.set()
+            srv.expire_uploads()
+
     with srv.client() as client:
-        result = _sync(client, local, tmp_path)
+        result = _sync(client, local, tmp_path, progress=lose_tasks)
         assert result.ok, result.failed
+        assert lost.is_set()
         back = _download_tree(client, "/backups/2026", tmp_path / "back")
     assert _files(back) == _files(local)
 
