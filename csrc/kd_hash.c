@@ -38,6 +38,8 @@ int kd_hash_set_state(kd_hash_ctx *ctx, int algorithm, const uint32_t *words, ui
 }
 
 void kd_hash_update(kd_hash_ctx *ctx, const uint8_t *data, size_t len) {
+    /* Nothing to do; data may then be NULL, which memcpy must never see. */
+    if (len == 0) return;
     kd_blocks_fn blocks = kd_blocks_for(ctx->algorithm);
     ctx->length += len;
     if (ctx->buf_len) {

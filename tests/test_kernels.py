@@ -234,6 +234,27 @@ def test_env_var_auto_is_the_default() -> None:
         assert name == available(alg)[0] and ok == "True"
 
 
+@pytest.mark.parametrize("alg", ALG_NAMES)
+def test_update_with_no_bytes_and_null_data(alg: str) -> None:
+    """kd_hash_update(ctx, NULL, 0) is a no-op, also with a partial block pending.
+
+    The old code passed NULL to memcpy (size 0) with bytes pending: undefined
+    behaviour that the digest never showed; CI's sanitizer pass (UBSan,
+    nonnull-attribute) aborts on it."""
+    data = bytes(range(200))
+    for pending in (0, 1, 5, 63, 64, 65, 127):
+        ctx = ffi.new("kd_hash_ctx *")
+        assert lib.kd_hash_init(ctx, ALGORITHMS[alg]) == lib.KD_OK
+        lib.kd_hash_update(ctx, data[:pending], pending)
+        assert ctx.buf_len == pending % 64
+        lib.kd_hash_update(ctx, ffi.NULL, 0)
+        assert ctx.buf_len == pending % 64 and ctx.length == pending
+        lib.kd_hash_update(ctx, data[pending:], len(data) - pending)
+        out = ffi.new("uint8_t[32]")
+        lib.kd_hash_digest(ctx, out)
+        assert bytes(out)[: hashlib.new(alg).digest_size] == hashlib.new(alg, data).digest()
+
+
 # -------------------------------------------------------------- finalize
 
 
