@@ -99,6 +99,15 @@ uint64_t kd_scan_states_done(const kd_scan *scan) {
     return __atomic_load_n(&scan->states_done, __ATOMIC_ACQUIRE);
 }
 
+/* A scan starts by zeroing its counters while other threads may already be
+ * polling them (kd_scan_bytes_done / kd_scan_states_done): atomic stores, so
+ * those loads never race with the reset.  Relaxed is enough: a zero
+ * publishes no data. */
+static void scan_reset_progress(kd_scan *scan) {
+    __atomic_store_n(&scan->bytes_done, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&scan->states_done, 0, __ATOMIC_RELAXED);
+}
+
 void kd_scan_cancel(kd_scan *scan) { __atomic_store_n(&scan->cancel, 1, __ATOMIC_RELEASE); }
 
 static int scan_cancelled(const kd_scan *scan) {
@@ -196,8 +205,7 @@ int kd_scan_buffer(kd_scan *scan, const uint8_t *data, size_t len) {
     kd_init();
     int rc = scan_check(scan, len);
     if (rc) return rc;
-    scan->bytes_done = 0;
-    scan->states_done = 0;
+    scan_reset_progress(scan);
     uint64_t end = scan->ctx.length + len;
     size_t step = scan_read_size(scan);
     while (len) {
@@ -283,8 +291,7 @@ int kd_scan_fd(kd_scan *scan, int fd, uint64_t offset, uint64_t length) {
     kd_init();
     int rc = scan_check(scan, length);
     if (rc) return rc;
-    scan->bytes_done = 0;
-    scan->states_done = 0;
+    scan_reset_progress(scan);
     scan->error = 0;
     size_t chunk = scan_read_size(scan);
 #ifdef POSIX_FADV_SEQUENTIAL
