@@ -308,23 +308,27 @@ def test_length_past_2_pow_32_bits(alg: str) -> None:
 CSRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc")
 
 
-@pytest.mark.skipif(
-    not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
-    reason="needs aarch64-linux-gnu-gcc and qemu-aarch64",
-)
 def test_armv8_kernels_under_qemu(tmp_path: Path) -> None:
-    """Cross-build the core for AArch64 and run csrc/tests/armv8_harness.c."""
+    """Cross-build the core for AArch64 and run csrc/tests/armv8_harness.c.
+
+    Skipped without the tools, unless KOODRIVE_REQUIRE_ARMV8=1 (CI) makes that a failure."""
+    missing = [t for t in ("aarch64-linux-gnu-gcc", "qemu-aarch64") if not shutil.which(t)]
+    if missing:
+        message = "needs " + " and ".join(missing)
+        if os.environ.get("KOODRIVE_REQUIRE_ARMV8") == "1":
+            pytest.fail(message + " (KOODRIVE_REQUIRE_ARMV8=1)")
+        pytest.skip(message)
     exe = tmp_path / "harness"
+    env = {k: v for k, v in os.environ.items() if k not in ("KOODRIVE_FAST_KERNEL", "LD_PRELOAD")}
     sources = sorted(
         os.path.join(CSRC, n) for n in os.listdir(CSRC) if n.startswith("kd_") and n.endswith(".c")
     )
     build = subprocess.run(
         ["aarch64-linux-gnu-gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-std=c11", "-I", CSRC,
          os.path.join(CSRC, "tests", "armv8_harness.c"), *sources, "-lpthread", "-o", str(exe)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
-    env = {k: v for k, v in os.environ.items() if k != "KOODRIVE_FAST_KERNEL"}
     run = subprocess.run(
         ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "-cpu", "max", str(exe)],
         capture_output=True, text=True, timeout=120, env=env,
