@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import sysconfig
 
 from cffi import FFI
 
@@ -42,6 +43,20 @@ def _cdef() -> str:
     return match.group(1)
 
 
+#: The wheel's stable-ABI floor (``requires-python`` in pyproject.toml).
+LIMITED_API_TAG = "cp39"
+
+
+def stable_abi() -> bool:
+    """Build one ``abi3`` extension for every CPython >= 3.9, except where the
+    stable ABI does not exist: debug and free-threaded builds, other Pythons."""
+    return (
+        sys.implementation.name == "cpython"
+        and not hasattr(sys, "gettotalrefcount")
+        and not sysconfig.get_config_var("Py_GIL_DISABLED")
+    )
+
+
 def _compile_args() -> list[str]:
     if sys.platform == "win32":
         return ["/O2"]
@@ -60,6 +75,7 @@ ffibuilder.set_source(
     define_macros=[("KD_PACKAGE_VERSION", '"%s"' % _package_version())],
     extra_compile_args=_compile_args(),
     libraries=[] if sys.platform == "win32" else ["pthread"],
+    py_limited_api=stable_abi(),
 )
 
 if __name__ == "__main__":
