@@ -33,7 +33,8 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--token", action="append", metavar="T",
-        help="accepted bearer token; repeat for several (default: generate one)",
+        help="accepted bearer token; repeat for several (default: the one kept in "
+             "DIR/token, made on first start, so restarts keep it)",
     )
     parser.add_argument("--user-id", help="the user id clients send as X-User-Id")
     parser.add_argument(
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from .server import ServerConfig
     from .server._app import create_app
     from .server._faults import Faults, Stats
-    from .server._runner import bind_socket, build_state
+    from .server._runner import bind_socket, build_state, persistent_token
     from .server._sessions import Sessions
 
     settings: dict[str, Any] = {
@@ -134,9 +135,10 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}", EXIT_FAILED) from None
         port = sock.getsockname()[1]
         config.port = port
-        import secrets
-
-        tokens = tuple(config.tokens) if config.tokens else (secrets.token_urlsafe(32),)
+        try:
+            tokens = tuple(config.tokens) if config.tokens else (persistent_token(data_dir),)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--data-dir: cannot keep the token: {exc}") from None
         sessions = Sessions.with_tokens(tokens, config.token_ttl, config.clock)
         state = build_state(config, data_dir, Faults(), Stats(), sessions)
         host = f"[{config.host}]" if ":" in config.host else config.host

@@ -36,7 +36,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, unquote
 
 from starlette.applications import Starlette
@@ -68,6 +68,7 @@ CODE_DUPLICATE_NAME = 13000405
 CODE_UPLOAD_FAILED = 13000409
 CODE_AUTH = "APIGW.0301"
 CODE_THROTTLED = "APIGW.0308"
+CODE_API_NOT_FOUND = "APIGW.0101"
 SUCCESS_MSG = "Success."
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -229,14 +230,30 @@ def _app_auth_canonical(request: Request, signed: list[str], body: bytes) -> str
 
 
 # ---------------------------------------------------------------- the app
+class _Auth(NamedTuple):
+    """Who a control-plane request is from (headers checked)."""
+
+    authorization: str
+    app_auth: bool
+    app_signature: tuple[str, tuple[str, ...], str] | None = None  # secret, signed headers, signature
+
+
 class _App(FolderApi):
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.store = state.store
         self.config = state.config
+        self.clock = state.config.clock
+
+    def _now(self) -> _dt.datetime:
+        return _dt.datetime.fromtimestamp(int(self.clock()), _dt.timezone.utc)
+
+    def _expired_before(self) -> float:
+        """Uploads created before this (epoch s) have expired."""
+        return self.clock() - self.config.upload_expiry
 
     # ---- control plane plumbing
-    async def _read_json(self, request: Request) -> tuple[bytes, dict[str, Any]]:
+    async def _read_body(self, request: Request) -> bytes:
         limit = self.config.max_json_body
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -248,8 +265,7 @@ class _App(FolderApi):
             if size > limit:
                 raise ApiFailure(CODE_VALIDATION, f"request body exceeds {limit} bytes")
             chunks.append(chunk)
-        raw = b"".join(chunks)
-        return raw, self._parse_json(raw)
+        return b"".join(chunks)
 
     @staticmethod
     def _parse_json(raw: bytes) -> dict[str, Any]:
@@ -257,14 +273,20 @@ class _App(FolderApi):
             return {}
         try:
             doc = json.loads(raw)
+        except RecursionError:
+            raise ApiFailure(CODE_VALIDATION, "request body is nested too deeply") from None
         except (ValueError, UnicodeDecodeError):
             raise ApiFailure(CODE_VALIDATION, "request body is not valid JSON") from None
         if not isinstance(doc, dict):
             raise ApiFailure(CODE_VALIDATION, "request body must be a JSON object")
         return doc
 
-    def _authenticate(self, request: Request, body: bytes) -> tuple[str, bool]:
-        """Check credentials; returns (authorization value, app_auth)."""
+    def _authenticate(self, request: Request) -> _Auth:
+        """Check the credential headers (before any body is read).
+
+        App auth also signs the body: :meth:`_check_body_signature` finishes
+        it once the (size-bounded) body is in.
+        """
         auth = request.headers.get("authorization")
         if not auth:
             raise ApiFailure(CODE_AUTH, "Authorization header is missing", 401)
@@ -278,7 +300,7 @@ class _App(FolderApi):
             when = _dt.datetime.strptime(x_date, _X_DATE_FORMAT).replace(tzinfo=_dt.timezone.utc)
         except ValueError:
             raise ApiFailure(CODE_AUTH, "X-Date must be yyyyMMddTHHmmssZ (UTC)", 401) from None
-        age = self.config.clock() - when.timestamp()
+        age = self.clock() - when.timestamp()
         if age > self.config.x_date_window:
             raise ApiFailure(CODE_AUTH, "X-Date is more than 15 minutes old", 401)
         if age < -self.config.future_leeway:
@@ -291,7 +313,7 @@ class _App(FolderApi):
                 raise ApiFailure(CODE_AUTH, str(exc), 401) from None
             if user_id != self.config.user_id:
                 raise ApiFailure(CODE_AUTH, "X-User-Id does not match the token's user", 401)
-            return auth, False
+            return _Auth(auth, False)
         if auth.startswith("HMAC-SHA256 "):
             fields: dict[str, str] = {}
             for part in auth[len("HMAC-SHA256 "):].split(","):
@@ -306,13 +328,20 @@ class _App(FolderApi):
             signed = signed_text.lower().split(";")
             if "x-date" not in signed or "x-user-id" not in signed:
                 raise ApiFailure(CODE_AUTH, "SignedHeaders must include x-date and x-user-id", 401)
-            canonical = _app_auth_canonical(request, signed, body)
-            to_sign = "HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-            expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(expected, signature.lower()):
-                raise ApiFailure(CODE_AUTH, "app auth signature does not match", 401)
-            return auth, True
+            return _Auth(auth, True, (secret, tuple(signed), signature))
         raise ApiFailure(CODE_AUTH, "Authorization must be 'Bearer <token>' or HMAC-SHA256 app auth", 401)
+
+    @staticmethod
+    def _check_body_signature(request: Request, auth: _Auth, body: bytes) -> None:
+        """App auth: the signature covers the body (no-op for bearer tokens)."""
+        if auth.app_signature is None:
+            return
+        secret, signed, signature = auth.app_signature
+        canonical = _app_auth_canonical(request, list(signed), body)
+        to_sign = "HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
+        expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise ApiFailure(CODE_AUTH, "app auth signature does not match", 401)
 
     def _api(self, name: str, handler: Callable[[Request, dict[str, Any], tuple[str, bool]], Awaitable[dict[str, Any]]],
              *, authenticate: bool = True) -> Callable[[Request], Awaitable[Response]]:
@@ -328,9 +357,10 @@ class _App(FolderApi):
                         raise ApiFailure(CODE_THROTTLED, "request throttled", 429,
                                          {"Retry-After": _retry_after(fault.retry_after)})
                     raise ApiFailure(CODE_INTERNAL, "inner server invoke failure", fault.status)
-                raw, body = await self._read_json(request)
-                auth = self._authenticate(request, raw) if authenticate else ("", False)
-                result = await handler(request, body, auth)
+                auth = self._authenticate(request) if authenticate else _Auth("", False)
+                raw = await self._read_body(request)
+                self._check_body_signature(request, auth, raw)
+                result = await handler(request, self._parse_json(raw), (auth.authorization, auth.app_auth))
                 return JSONResponse({"code": 0, "msg": SUCCESS_MSG, **result})
             except ApiFailure as exc:
                 return _api_error(exc.code, exc.msg, exc.status, exc.headers)
@@ -361,7 +391,7 @@ class _App(FolderApi):
     # ---- URL building
     def _base_url(self, request: Request) -> str:
         host = request.headers.get("host") or f"{self.config.host}:{self.config.port}"
-        return f"{request.url.scheme}://{host}"
+        return f"{request.url.scheme}://{_sigv4.normalize_host(host, request.url.scheme)}"
 
     def _part_url(self, request: Request, rec: FileRecord, plan: PlanRecord) -> str:
         query = f"partNumber={plan.part_number}&uploadId={rec.upload_id}"
@@ -373,14 +403,14 @@ class _App(FolderApi):
             "PUT", url, access_key=self.state.access_key, secret_key=self.state.secret_key,
             region=self.config.region, expires=self.state.url_ttl,
             signed_headers=("content-length", "host"),
-            headers={"content-length": str(plan.part_size)},
+            headers={"content-length": str(plan.part_size)}, now=self._now(),
         )
 
     def _object_url(self, request: Request, rec: FileRecord) -> str:
         return _sigv4.presign_url(
             "GET", f"{self._base_url(request)}{BUCKET}/{rec.file_id}",
             access_key=self.state.access_key, secret_key=self.state.secret_key,
-            region=self.config.region, expires=self.state.url_ttl, signed_headers=("host",),
+            region=self.config.region, expires=self.state.url_ttl, signed_headers=("host",), now=self._now(),
         )
 
     # ---- part plans
@@ -500,7 +530,7 @@ class _App(FolderApi):
         mime = _str_field(body, "mimeType", 255, required=False)
         parent = [self.live_folder(container, parents[0], recycled_code=CODE_PARENT_RECYCLED)[0]]
 
-        self.store.purge_expired(time.time() - self.config.upload_expiry)
+        self.store.purge_expired(self._expired_before())
         clashes = self.store.find_by_name(container, parent, name)
         if clashes or self.store.folders_named(container, parent[0], name):
             if auto_rename == 3:
@@ -518,7 +548,7 @@ class _App(FolderApi):
         file_id, upload_id = self.store.new_ids()
         rec = FileRecord(
             file_id, upload_id, request.headers.get("x-user-id", ""), container, parent, name,
-            file_type, length, sha256, pre_hash, mime, description, "uploading", time.time(),
+            file_type, length, sha256, pre_hash, mime, description, "uploading", self.clock(),
             None, None, False,
         )
         rapid_key = self._rapid_hit(rec, proof, auth)
@@ -542,7 +572,7 @@ class _App(FolderApi):
         stem, dot, ext = name.rpartition(".")
         if not dot or not stem:
             stem, ext = name, ""
-        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock()))
         for counter in range(1000):
             suffix = f"_{stamp}" + (f"_{counter}" if counter else "")
             candidate = f"{stem}{suffix}" + (f".{ext}" if ext else "")
@@ -575,8 +605,8 @@ class _App(FolderApi):
         if not isinstance(file_id, str):
             raise _invalid("fileId", "is required and must be a string")
         rec = self.store.get_file(file_id)
-        if rec is not None and rec.status == "uploading" and rec.created_at < time.time() - self.config.upload_expiry:
-            self.store.purge_expired(time.time() - self.config.upload_expiry)
+        if rec is not None and rec.status == "uploading" and rec.created_at < self._expired_before():
+            self.store.purge_expired(self._expired_before())
             rec = None
         if rec is None:
             raise ApiFailure(CODE_NO_UPLOAD, "upload task does not exist")
@@ -705,6 +735,7 @@ class _App(FolderApi):
                 method, request.url.path, query, headers,
                 secret_for=lambda key: self.state.secret_key if hmac.compare_digest(key, self.state.access_key) else None,
                 region=self.config.region, required_signed_headers=signed,
+                now=self._now(), scheme=request.url.scheme,
             )
         except _sigv4.PresignExpired:
             raise S3Failure(403, "AccessDenied", "Request has expired") from None
@@ -765,7 +796,7 @@ class _App(FolderApi):
         if not 1 <= number <= self.state.limits.max_parts or not valid_upload_id(upload_id):
             raise S3Failure(400, "InvalidArgument", "partNumber and uploadId are required")
         rec = self.store.get_file(file_id) if valid_file_id(file_id) else None
-        expired = rec is not None and rec.created_at < time.time() - self.config.upload_expiry
+        expired = rec is not None and rec.created_at < self._expired_before()
         if rec is None or rec.upload_id != upload_id or rec.status != "uploading" or expired:
             raise S3Failure(404, "NoSuchUpload", "The specified upload does not exist.")
         plan = self.store.get_plan(file_id, number)
@@ -965,11 +996,24 @@ def create_app(state: ServerState) -> Starlette:
         Route(BUCKET + "/{file_id}", app.put_part, methods=["PUT"]),
         Route(BUCKET + "/{file_id}", app.get_object, methods=["GET"]),
     ]
-    starlette = Starlette(routes=routes)
+    starlette = Starlette(routes=routes, exception_handlers={404: _unrouted, 405: _unrouted})
     starlette.router.redirect_slashes = False
     if state.config.log_requests:
         return _RequestLog(starlette)  # type: ignore[return-value]
     return starlette
+
+
+async def _unrouted(request: Request, exc: Exception) -> Response:
+    """No route (or method): the storage node's S3 XML error under the bucket, else the API envelope."""
+    method_wrong = getattr(exc, "status_code", 404) == 405
+    path = request.url.path
+    if path == BUCKET or path.startswith(BUCKET + "/"):
+        if method_wrong:
+            return _s3_error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+        return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    if method_wrong:
+        return _api_error(CODE_API_NOT_FOUND, "the API does not support this method", 405)
+    return _api_error(CODE_API_NOT_FOUND, "the API does not exist", 404)
 
 
 class _RequestLog:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shutil
 import socket
@@ -22,7 +23,9 @@ from ._sessions import Sessions
 from ._settings import ServerConfig, check_token_ttl
 from ._store import Store
 
-__all__ = ["LocalServer", "build_state", "bind_socket"]
+__all__ = ["LocalServer", "build_state", "bind_socket", "persistent_token"]
+
+TOKEN_FILE = "token"
 
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 10.0
@@ -59,11 +62,31 @@ class _ThreadServer(uvicorn.Server):
 
 def build_state(config: ServerConfig, data_dir: Path, faults: Faults, stats: Stats, sessions: Sessions) -> ServerState:
     """Open the store and resolve generated credentials (kept in the data dir)."""
-    store = Store(data_dir)
-    store.purge_expired(time.time() - config.upload_expiry)
+    store = Store(data_dir, config.clock)
+    store.purge_expired(config.clock() - config.upload_expiry)
     access_key = config.access_key or store.setting("s3_access_key", "KDLOCAL" + secrets.token_hex(8).upper())
     secret_key = config.secret_key or store.setting("s3_secret_key", secrets.token_urlsafe(30))
     return ServerState(config, store, faults, stats, sessions, access_key, secret_key, config.url_ttl, config.limits())
+
+
+def persistent_token(data_dir: Path) -> str:
+    """The bearer token kept in ``data_dir/token`` (mode 0600), made on first use.
+
+    So a server restarted on the same data dir keeps the token its clients
+    and their resumable uploads hold.
+    """
+    path = data_dir / TOKEN_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        token = path.read_text(encoding="ascii").strip()
+        if not token or not token.isprintable() or " " in token:
+            raise ValueError(f"{path} does not hold a token; delete it to make a new one") from None
+        return token
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(token + "\n")
+    return token
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -203,7 +226,7 @@ class LocalServer:
     def expire_uploads(self) -> int:
         """Forget every unfinished upload now, as if it had expired (for tests of
         lost tasks); returns how many were forgotten.  Completed files stay."""
-        return self._require_state().store.purge_expired(time.time() + 1)
+        return self._require_state().store.purge_expired(self.config.clock() + 1)
 
     def client(self, **kwargs: Any) -> Any:
         """A :class:`koodrive_fast.Client` for this server (bearer token, lowered limits)."""

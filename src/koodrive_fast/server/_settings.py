@@ -38,8 +38,10 @@ class ServerConfig:
     ``POST …/session/refresh`` renews.  ``token_ttl`` is the idle lifetime of
     an access token in seconds (sliding: each accepted call restarts it, like
     KooDrive's 20 minutes); ``None`` (the default) means tokens never expire.
-    ``clock`` is the server's wall clock (epoch seconds) for ``X-Date`` checks
-    and token expiry; tests inject one and drive it.  ``app_credentials`` maps app ids to
+    ``clock`` is the server's wall clock (epoch seconds, default
+    :func:`time.time`), the only time it reads for ``X-Date`` checks, token
+    expiry, URL signing and expiry and upload expiry; tests inject one and
+    drive it.  ``app_credentials`` maps app ids to
     secrets for the HMAC-SHA256 app-auth scheme.  ``access_key`` /
     ``secret_key`` sign the presigned URLs (generated and kept in the data
     dir when None, so URLs survive a restart).  ``fsync`` (off by default; on
@@ -49,6 +51,18 @@ class ServerConfig:
     ``store_bodies=False`` hashes part bodies and throws them away (for
     client benchmarks: the chain is still verified, but downloads, flash
     upload and SHA-1 chains need bodies).
+
+    Slow clients: a request head must arrive within ``header_timeout``
+    seconds of the server starting to wait for it, and a request body may
+    stall at most ``body_timeout`` seconds between reads; then the server
+    answers 408 and closes the connection.
+
+    Link emulation (0 = off): ``link_rate`` caps the bytes per second of
+    request bodies read over *all* connections together (one link);
+    ``link_rate_per_connection`` caps each connection on its own.  Reading
+    stops while a bucket is empty, so TCP back-pressure reaches the client.
+    ``link_latency`` (seconds) delays each request body once, like a round
+    trip.
     """
 
     data_dir: str | Path | None = None
@@ -75,6 +89,11 @@ class ServerConfig:
     token_ttl: float | None = None
     clock: Callable[[], float] = time.time
     job_polls: int = 0  # a job reports "running" to this many polls before "finished"
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    link_rate: int = 0
+    link_rate_per_connection: int = 0
+    link_latency: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("port", "min_part_size", "url_ttl", "max_json_body", "write_buffer", "job_polls"):
@@ -95,6 +114,15 @@ class ServerConfig:
             raise ValueError("ServerConfig.write_buffer must be >= 65536 bytes")
         if not 0 <= self.job_polls <= 1000:
             raise ValueError("ServerConfig.job_polls must be in 0..1000")
+        for name in ("header_timeout", "body_timeout"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise ValueError(f"ServerConfig.{name} must be in (0, 3600] seconds")
+        for name in ("link_rate", "link_rate_per_connection"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"ServerConfig.{name} must be an int >= 0 (bytes per second; 0 = unlimited)")
+        if not 0 <= self.link_latency <= 60:
+            raise ValueError("ServerConfig.link_latency must be in 0..60 seconds")
         if self.http_impl not in ("auto", "h11", "httptools"):
             raise ValueError("ServerConfig.http_impl must be 'auto', 'h11' or 'httptools'")
         if self.tokens is not None:

@@ -28,6 +28,7 @@ __all__ = [
     "presign_url",
     "verify_presigned",
     "redact_url",
+    "normalize_host",
 ]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -95,6 +96,22 @@ def _canonical_headers(signed: list[str], headers: Mapping[str, str]) -> str:
             raise MalformedPresign(f"signed header {name!r} is missing from the request")
         lines.append(f"{name}:{' '.join(str(lowered[name]).split())}\n")
     return "".join(lines)
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def normalize_host(host: str, scheme: str = "http") -> str:
+    """``host[:port]`` as HTTP clients send it: lowercase, no default port.
+
+    httpx and botocore lowercase the host and drop ``:80`` (``:443`` for
+    https) before sending, so signer and verifier both sign this form.
+    """
+    host = host.strip().lower()
+    name, sep, port = host.rpartition(":")
+    if sep and "]" not in port and port == _DEFAULT_PORTS.get(scheme.lower()):
+        return name
+    return host
 
 
 def _signing_key(secret_key: str, day: str, region: str, service: str) -> bytes:
@@ -170,8 +187,8 @@ def presign_url(
     signed = sorted({h.lower() for h in signed_headers})
     if "host" not in signed:
         raise ValueError("signed_headers must include 'host'")
-    all_headers = {"host": parts.netloc}
-    all_headers.update({k.lower(): str(v) for k, v in (headers or {}).items()})
+    all_headers = {k.lower(): str(v) for k, v in (headers or {}).items()}
+    all_headers["host"] = normalize_host(all_headers.get("host", parts.netloc), parts.scheme or "http")
     when = _utc(now)
     amz_date = when.strftime(_AMZ_DATE_FORMAT)
     scope = f"{when:%Y%m%d}/{region}/{service}/aws4_request"
@@ -203,11 +220,13 @@ def verify_presigned(
     service: str = "s3",
     required_signed_headers: Iterable[str] = ("host",),
     now: _dt.datetime | None = None,
+    scheme: str = "http",
 ) -> VerifiedPresign:
     """Check a presigned request as an S3 storage node would.
 
     ``path`` is the request path, ``query`` the raw query string,
-    ``headers`` the request headers (any case).  ``secret_for(access_key)``
+    ``headers`` the request headers (any case; the host is compared as
+    :func:`normalize_host` gives it for ``scheme``).  ``secret_for(access_key)``
     returns the secret or None for an unknown key.  Raises
     :class:`MalformedPresign`, :class:`SignatureMismatch` or
     :class:`PresignExpired`; the signature is checked before the expiry so
@@ -249,6 +268,9 @@ def verify_presigned(
     if secret is None:
         raise SignatureMismatch("unknown access key")
     unsigned = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
+    headers = {k.lower(): v for k, v in headers.items()}
+    if "host" in headers:
+        headers["host"] = normalize_host(headers["host"], scheme)
     expected = _signature(
         method, path, unsigned, signed, headers,
         secret_key=secret, amz_date=amz_date, scope="/".join(cred[1:]),

@@ -23,7 +23,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,9 +160,17 @@ class PartRecord:
 
 
 class Store:
-    """Thread-safe access to the metadata database and the part files."""
+    """Thread-safe access to the metadata database and the part files.
 
-    def __init__(self, data_dir: Path) -> None:
+    ``clock`` gives the wall time recorded in rows.  ``fault_hook`` (tests)
+    is called with the name of every write step (``"complete.move"``,
+    ``"complete.commit"``, ``"purge.delete"``...) before it runs and may raise,
+    e.g. ``OSError(ENOSPC)``, to stand for a full disk at that step.
+    """
+
+    def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.fault_hook: Callable[[str], None] | None = None
         self.root = data_dir.resolve()
         for sub in ("uploads", "contents", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -179,6 +187,10 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _step(self, name: str) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(name)
 
     # -- settings -------------------------------------------------------
     def setting(self, key: str, default: str) -> str:
@@ -314,7 +326,7 @@ class Store:
     def recycle(self, item_id: str, container_id: str) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO recycled VALUES (?,?,?)", (item_id, container_id, time.time())
+                "INSERT OR IGNORE INTO recycled VALUES (?,?,?)", (item_id, container_id, self.clock())
             )
 
     def recycled_ids(self, container_id: str) -> list[str]:
@@ -406,7 +418,7 @@ class Store:
                 (
                     file_id, part.part_number, part.part_size, part.part_offset, part.hash_type,
                     json.dumps(list(part.start_words)), json.dumps(list(part.end_words)),
-                    part.digest, time.time(),
+                    part.digest, self.clock(),
                 ),
             )
 
@@ -427,48 +439,60 @@ class Store:
                  keep: bool = True) -> None:
         """Mark the file complete and move its parts into the content store.
 
-        ``keep=False`` (bodies not stored) records no content.
+        One transaction: the content row, the file's status and the removal of
+        its part rows commit together, and the part directory is moved into
+        the content store inside it (moved back if the commit fails), so a
+        failure at any step (a full disk) leaves the upload as it was and a
+        retry finds its parts.  ``keep=False`` (bodies not stored) records no
+        content.
         """
         rec = self.get_file(file_id)
         if rec is None:
             raise KeyError(file_id)
-        key: str | None = rapid_key or content_key(sha256, rec.length)
+        key: str | None = rapid_key
+        upload_dir = self.upload_dir(file_id)
+        moved: Path | None = None
         with self._lock:
-            if not keep and rapid_key is None:
-                shutil.rmtree(self.upload_dir(file_id), ignore_errors=True)
-                key = None
-            elif rapid_key is None:
-                new_key = content_key(sha256, rec.length)
-                exists = self._db.execute(
-                    "SELECT 1 FROM contents WHERE content_key=?", (new_key,)
-                ).fetchone()
-                upload_dir = self.upload_dir(file_id)
-                if exists:
-                    shutil.rmtree(upload_dir, ignore_errors=True)
-                else:
-                    target = self.content_dir(new_key)
-                    shutil.rmtree(target, ignore_errors=True)
-                    if upload_dir.exists():
-                        os.replace(upload_dir, target)
-                    else:
-                        target.mkdir(parents=True)
-                    self._db.execute(
-                        "INSERT INTO contents VALUES (?,?,?,?,?)",
-                        (new_key, sha256, rec.length, json.dumps(part_sizes), time.time()),
-                    )
             self._db.execute("BEGIN")
             try:
+                if rapid_key is None and keep:
+                    key = content_key(sha256, rec.length)
+                    exists = self._db.execute("SELECT 1 FROM contents WHERE content_key=?", (key,)).fetchone()
+                    if not exists:
+                        self._step("complete.insert")
+                        self._db.execute(
+                            "INSERT INTO contents VALUES (?,?,?,?,?)",
+                            (key, sha256, rec.length, json.dumps(part_sizes), self.clock()),
+                        )
+                        target = self.content_dir(key)
+                        self._step("complete.move")
+                        if upload_dir.exists():
+                            if target.exists():  # a stale copy; the upload dir is the truth
+                                shutil.rmtree(target)
+                            os.replace(upload_dir, target)
+                            moved = target
+                        elif not target.exists():  # a file of no parts
+                            target.mkdir(parents=True)
+                        # else: moved by an attempt stopped before its commit; keep it
+                elif rapid_key is None:
+                    key = None
+                self._step("complete.update")
                 self._db.execute(
                     "UPDATE files SET status='complete', sha256=?, completed_at=?, content_key=?,"
                     " rapid=? WHERE file_id=?",
-                    (sha256, time.time(), key, int(rapid_key is not None), file_id),
+                    (sha256, self.clock(), key, int(rapid_key is not None), file_id),
                 )
                 self._db.execute("DELETE FROM parts WHERE file_id=?", (file_id,))
                 self._db.execute("DELETE FROM plan WHERE file_id=?", (file_id,))
+                self._step("complete.commit")
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
+                if moved is not None:
+                    os.replace(moved, upload_dir)
                 raise
+        # the parts are now content (or not kept): a leftover upload dir is garbage
+        shutil.rmtree(upload_dir, ignore_errors=True)
 
     def content_files(self, key: str) -> list[tuple[Path, int]]:
         """The part files of stored content, in order, with their sizes."""
@@ -510,19 +534,32 @@ class Store:
 
     # -- expiry -----------------------------------------------------------
     def purge_expired(self, older_than: float) -> int:
-        """Forget unfinished uploads created before ``older_than`` (epoch s)."""
+        """Forget unfinished uploads created before ``older_than`` (epoch s).
+
+        The rows go in one transaction (all or none); part files are removed
+        only after it commits, so a failure orphans nothing.
+        """
         with self._lock:
-            ids = [
-                r[0]
-                for r in self._db.execute(
-                    "SELECT file_id FROM files WHERE status='uploading' AND created_at < ?",
-                    (older_than,),
-                ).fetchall()
-            ]
+            self._db.execute("BEGIN")
+            try:
+                ids = [
+                    r[0]
+                    for r in self._db.execute(
+                        "SELECT file_id FROM files WHERE status='uploading' AND created_at < ?",
+                        (older_than,),
+                    ).fetchall()
+                ]
+                for file_id in ids:
+                    self._step("purge.delete")
+                    self._db.execute("DELETE FROM files WHERE file_id=?", (file_id,))
+                    self._db.execute("DELETE FROM parts WHERE file_id=?", (file_id,))
+                    self._db.execute("DELETE FROM plan WHERE file_id=?", (file_id,))
+                self._step("purge.commit")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             for file_id in ids:
-                self._db.execute("DELETE FROM files WHERE file_id=?", (file_id,))
-                self._db.execute("DELETE FROM parts WHERE file_id=?", (file_id,))
-                self._db.execute("DELETE FROM plan WHERE file_id=?", (file_id,))
                 if valid_file_id(file_id):
                     shutil.rmtree(self.upload_dir(file_id), ignore_errors=True)
         return len(ids)
