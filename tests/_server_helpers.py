@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -118,3 +120,20 @@ def s3_code(response: httpx.Response) -> str:
     text = response.text
     start = text.index("<Code>") + len("<Code>")
     return text[start: text.index("</Code>")]
+
+
+class SkewClock:
+    """Real wall time plus an offset a test moves forward (``advance``): the
+    server's expiry runs on it while X-Date headers (real time) stay valid."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.offset = 0.0
+
+    def time(self) -> float:
+        with self._lock:
+            return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.offset += seconds

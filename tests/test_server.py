@@ -30,6 +30,7 @@ from _server_helpers import (
     upload,
     urls_by_number,
     x_date,
+    SkewClock,
 )
 from koodrive_fast.server import LocalServer, ServerConfig, proof_range
 
@@ -423,7 +424,8 @@ def test_expire_uploads_forgets_unfinished_tasks_only(tmp_path: Path) -> None:
 
 
 def test_unfinished_uploads_expire(tmp_path: Path) -> None:
-    with LocalServer(min_part_size=64, data_dir=tmp_path, upload_expiry=3.0) as server:
+    clock = SkewClock()
+    with LocalServer(min_part_size=64, data_dir=tmp_path, upload_expiry=3.0, clock=clock.time) as server:
         with httpx.Client(base_url=server.base_url, timeout=10) as http:
             data = data_of(PART + 1)
             parts = plan(data, PART)
@@ -431,7 +433,9 @@ def test_unfinished_uploads_expire(tmp_path: Path) -> None:
             urls = urls_by_number(doc)
             assert put(http, urls[1], data[:PART]).status_code == 200
             assert (tmp_path / "uploads" / doc["fileId"]).is_dir()
-            time.sleep(3.5)  # 3 s leaves the first PUT room on a throttled VM
+            clock.advance(2.0)  # not yet expired
+            assert put(http, urls[1], data[:PART]).status_code == 200
+            clock.advance(1.5)
             r = put(http, urls[2], data[PART:])
             assert r.status_code == 404
             r = api(http, server, "files/complete", {"fileId": doc["fileId"]})

@@ -24,6 +24,7 @@ from _server_helpers import (
     upload,
     urls_by_number,
     words_at,
+    SkewClock,
 )
 from koodrive_fast._hashing import HashState
 from koodrive_fast.server._sigv4 import presign_url
@@ -33,9 +34,12 @@ from koodrive_fast.server import LocalServer
 PART = 128
 
 
+CLOCK = SkewClock()
+
+
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LocalServer]:
-    with LocalServer(min_part_size=64) as server:
+    with LocalServer(min_part_size=64, clock=CLOCK.time) as server:
         yield server
 
 
@@ -187,7 +191,7 @@ def test_expired_url_rejected_and_refresh_works(srv: LocalServer, http: httpx.Cl
     srv.set_url_ttl(1)
     file_id, urls, parts = started(http, srv, data)
     assert "X-Amz-Expires=1&" in urls[1]
-    time.sleep(2.1)
+    CLOCK.advance(2.0)
     r = put(http, urls[1], body_of(data, parts[0]))
     assert r.status_code == 403 and s3_code(r) == "AccessDenied" and "Request has expired" in r.text
     srv.set_url_ttl(3600)

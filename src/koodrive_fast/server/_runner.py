@@ -212,6 +212,11 @@ class LocalServer:
         return self._require_state().secret_key
 
     @property
+    def store(self) -> Store:
+        """The metadata/part store (tests inject disk faults through its ``fault_hook``)."""
+        return self._require_state().store
+
+    @property
     def region(self) -> str:
         return self.config.region
 
