@@ -36,6 +36,19 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _threads_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of the event-loop (main) thread and of all other threads."""
+    out = {"loop": 0.0, "workers": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        out["loop" if task.name == str(pid) else "workers"] += cpu
+    return out
+
+
 def main() -> int:
     from koodrive_fast import UploadOptions
     from koodrive_fast._auth import BearerToken
@@ -88,9 +101,10 @@ def main() -> int:
             options = UploadOptions(part_size=part_size, concurrency=args.concurrency, rapid=False,
                                     checkpoint_dir=work / "cp")
             with Client(endpoint, BearerToken(TOKEN, user_id), limits=Limits()) as client:
-                cpu0, wall0 = _proc_cpu(pid), time.perf_counter()
+                cpu0, wall0, threads0 = _proc_cpu(pid), time.perf_counter(), _threads_cpu(pid)
                 client.upload(source, container_id="bench", options=options)
                 cpu, wall = _proc_cpu(pid) - cpu0, time.perf_counter() - wall0
+                threads = {k: v - threads0.get(k, 0.0) for k, v in _threads_cpu(pid).items()}
         finally:
             if args.profile:  # py-spy writes its output when its child stops
                 os.kill(pid, signal.SIGTERM)
@@ -101,7 +115,8 @@ def main() -> int:
                 server.kill()
     gib = size / (1 << 30)
     print(f"server CPU {cpu:.2f} s for {gib:.2f} GiB = {cpu / gib:.2f} CPU-s/GiB "
-          f"(wall {wall:.2f} s, part size {part_size}, concurrency {args.concurrency})")
+          f"(wall {wall:.2f} s, part size {part_size}, concurrency {args.concurrency}; event-loop thread "
+          f"{threads['loop']:.2f} s, worker threads {threads['workers']:.2f} s)")
     return 0
 
 

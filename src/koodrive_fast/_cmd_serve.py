@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from ._sizes import parse_size
     from .server import ServerConfig
     from .server._app import create_app
+    from .server._front import front_protocol_class
     from .server._faults import Faults, Stats
     from .server._runner import bind_socket, build_state, persistent_token
     from .server._sessions import Sessions
@@ -153,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  min part:  {config.min_part_size} bytes, URL TTL {config.url_ttl} s", flush=True)
         if not args.quiet:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+        app = create_app(state)
         uv_config = uvicorn.Config(
-            create_app(state), log_level="warning", access_log=False, lifespan="off", http=config.http_impl,
+            app, log_level="warning", access_log=False, lifespan="off",
+            http=front_protocol_class(state, config.http_impl),
             timeout_graceful_shutdown=5,
         )
         try:

@@ -28,16 +28,17 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import hmac
+import http
 import json
 import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
-from urllib.parse import quote, unquote
+from typing import Any, NamedTuple, Union
+from urllib.parse import parse_qs, quote, unquote
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -47,13 +48,16 @@ from starlette.routing import Route
 from . import _sigv4
 from .._config import Limits
 from ._ctx import SHA1_IV, SHA256_IV, CtxError, Hasher, IterationCtx, decode_ctx, encode_ctx
-from ._faults import Faults, Stats
+from ._faults import Faults, PutFault, Stats
 from ._sessions import SessionError, Sessions
 from ._folders import CODE_PARENT_RECYCLED, FolderApi
 from ._settings import ServerConfig
 from ._store import FileRecord, PartRecord, PlanRecord, Store, valid_file_id, valid_upload_id
 
-__all__ = ["ServerState", "create_app", "proof_range", "proof_seeds", "ApiFailure"]
+Buffer = Union[bytes, bytearray, memoryview]
+
+__all__ = ["ServerState", "create_app", "proof_range", "proof_seeds", "ApiFailure", "S3Failure", "PartJob",
+           "s3_error_bytes", "BUCKET"]
 
 log = logging.getLogger("koodrive_fast.server")
 
@@ -105,6 +109,7 @@ class ServerState:
     secret_key: str
     url_ttl: int
     limits: Limits
+    core: Any = None  # the _App serving this state (set by create_app)
 
 
 # ---------------------------------------------------------------- helpers
@@ -112,14 +117,27 @@ def _api_error(code: int | str, msg: str, status: int = 400, headers: dict[str, 
     return JSONResponse({"code": code, "msg": msg}, status_code=status, headers=headers)
 
 
-def _s3_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def _s3_error_xml(code: str, message: str) -> str:
     request_id = secrets.token_hex(8).upper()
-    body = (
+    return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{code}</Code><Message>{message}</Message>"
         f"<RequestId>{request_id}</RequestId></Error>"
     )
-    return Response(body, status_code=status, media_type="application/xml", headers=headers)
+
+
+def _s3_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(_s3_error_xml(code, message), status_code=status, media_type="application/xml", headers=headers)
+
+
+def s3_error_bytes(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> bytes:
+    """The same error as a complete HTTP/1.1 response (for the connection front end)."""
+    body = _s3_error_xml(code, message).encode()
+    reason = http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else "Error"
+    lines = [f"HTTP/1.1 {status} {reason}", "server: koodrive-fast", f"content-length: {len(body)}",
+             "content-type: application/xml"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def _invalid(field: str, rule: str) -> ApiFailure:
@@ -727,15 +745,14 @@ class _App(FolderApi):
         return {"batchCode": batch, "downloads": downloads}
 
     # ---- storage plane
-    def _verify_url(self, request: Request, method: str, signed: tuple[str, ...]) -> _sigv4.VerifiedPresign:
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        headers = {k: v for k, v in request.headers.items()}
+    def _verify_url(self, method: str, path: str, query: str, headers: Mapping[str, str], scheme: str,
+                    signed: tuple[str, ...]) -> _sigv4.VerifiedPresign:
         try:
             return _sigv4.verify_presigned(
-                method, request.url.path, query, headers,
+                method, path, query, headers,
                 secret_for=lambda key: self.state.secret_key if hmac.compare_digest(key, self.state.access_key) else None,
                 region=self.config.region, required_signed_headers=signed,
-                now=self._now(), scheme=request.url.scheme,
+                now=self._now(), scheme=scheme,
             )
         except _sigv4.PresignExpired:
             raise S3Failure(403, "AccessDenied", "Request has expired") from None
@@ -744,19 +761,80 @@ class _App(FolderApi):
         except _sigv4.MalformedPresign as exc:
             raise S3Failure(400, "AuthorizationQueryParametersError", str(exc)) from None
 
-    async def put_part(self, request: Request) -> Response:
-        file_id = request.path_params["file_id"]
-        number_text = request.query_params.get("partNumber", "")
+    def _verify_request(self, request: Request, method: str, signed: tuple[str, ...]) -> _sigv4.VerifiedPresign:
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        return self._verify_url(method, request.url.path, query, dict(request.headers.items()),
+                                request.url.scheme, signed)
+
+    def put_arrived(self, file_id: str, query: str) -> tuple[int, float, PutFault | None]:
+        """Count a part PUT; its part number, the injected delay and fault (both paths)."""
+        number_text = parse_qs(query).get("partNumber", [""])[-1]
         number = int(number_text) if number_text.isdigit() and len(number_text) < 6 else 0
         self.state.stats._count_put((file_id, number))
-        delay = self.state.faults.current_latency
+        return number, self.state.faults.current_latency, self.state.faults.take_put_fault()
+
+    def begin_part(self, file_id: str, number: int, path: str, query: str, headers: Mapping[str, str],
+                   scheme: str) -> PartJob:
+        """Check a part PUT's URL, headers and plan; open its sink.  Raises :class:`S3Failure`."""
+        if "transfer-encoding" in headers:
+            raise S3Failure(411, "MissingContentLength", "Chunked transfer encoding is not supported; send Content-Length.")
+        declared = headers.get("content-length")
+        if declared is None:
+            raise S3Failure(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
+        verified = self._verify_url("PUT", path, query, headers, scheme, ("content-length", "host"))
+        upload_id = verified.params.get("uploadId", "")
+        if not 1 <= number <= self.state.limits.max_parts or not valid_upload_id(upload_id):
+            raise S3Failure(400, "InvalidArgument", "partNumber and uploadId are required")
+        rec = self.store.get_file(file_id) if valid_file_id(file_id) else None
+        expired = rec is not None and rec.created_at < self._expired_before()
+        if rec is None or rec.upload_id != upload_id or rec.status != "uploading" or expired:
+            raise S3Failure(404, "NoSuchUpload", "The specified upload does not exist.")
+        plan = self.store.get_plan(file_id, number)
+        if plan is None:
+            raise S3Failure(404, "NoSuchUpload", "The part was never planned for this upload.")
+        ctx_text = verified.params.get("X-Amz-Iteration-Hash-Ctx")
+        if ctx_text is None:
+            if number != 1:
+                raise S3Failure(400, "InvalidArgument", "X-Amz-Iteration-Hash-Ctx is required for parts after the first")
+            ctx = IterationCtx.initial("sha256")
+        else:
+            try:
+                ctx = decode_ctx(ctx_text)
+            except CtxError as exc:
+                raise S3Failure(400, "InvalidArgument", str(exc)) from None
+        if ctx.offset != plan.part_offset:
+            raise S3Failure(400, "InvalidArgument", f"hash context length {ctx.offset} does not match partOffset {plan.part_offset}")
+        if number > 1 and (ctx.words != plan.words or ctx.hash_type != plan.hash_type):
+            raise S3Failure(400, "InvalidArgument", "hash context differs from the part plan (stale URL)")
+        if not declared.isdigit() or int(declared) != plan.part_size:
+            raise S3Failure(400, "InvalidArgument", f"Content-Length must equal partSize {plan.part_size}")
+        tmp = self.store.temp_path() if self.config.store_bodies else None
+        return PartJob(file_id, number, plan, ctx, _PartSink(tmp, ctx, self.config.fsync), tmp)
+
+    def end_part(self, job: PartJob) -> str:
+        """Finish a fully received part (worker thread): sync, record; returns the ETag."""
+        job.sink.finish()
+        part = PartRecord(job.number, job.plan.part_size, job.plan.part_offset, job.ctx.hash_type, job.ctx.words,
+                          job.sink.hasher.words(), job.sink.hasher.hexdigest())
+        # the upload may have completed or expired while the body streamed
+        current = self.store.get_file(job.file_id)
+        if current is None or current.status != "uploading":
+            raise S3Failure(404, "NoSuchUpload", "The specified upload does not exist.")
+        self.store.record_part(job.file_id, part, job.tmp)
+        self.state.stats._count_accepted((job.file_id, job.number), job.plan.part_size)
+        return '"' + "".join(f"{w:08x}" for w in part.end_words) + '"'
+
+    async def put_part(self, request: Request) -> Response:
+        """Part PUTs that the connection front end did not take (see ``_front``)."""
+        file_id = request.path_params["file_id"]
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        number, delay, fault = self.put_arrived(file_id, query)
         if delay:
             await asyncio.sleep(delay)
         try:
-            fault = self.state.faults.take_put_fault()
             if fault is not None:
                 return await self._put_fault(request, fault)
-            return await self._store_part(request, file_id, number)
+            return await self._store_part(request, file_id, number, query)
         except S3Failure as exc:
             return _s3_error(exc.status, exc.code, exc.message, exc.headers)
         except ClientDisconnect:
@@ -785,49 +863,16 @@ class _App(FolderApi):
             return _s3_error(503, "ServiceUnavailable", "Please reduce your request rate.")
         return _s3_error(500, "InternalError", "We encountered an internal error. Please try again.")
 
-    async def _store_part(self, request: Request, file_id: str, number: int) -> Response:
-        if "transfer-encoding" in request.headers:
-            raise S3Failure(411, "MissingContentLength", "Chunked transfer encoding is not supported; send Content-Length.")
-        declared = request.headers.get("content-length")
-        if declared is None:
-            raise S3Failure(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
-        verified = self._verify_url(request, "PUT", ("content-length", "host"))
-        upload_id = verified.params.get("uploadId", "")
-        if not 1 <= number <= self.state.limits.max_parts or not valid_upload_id(upload_id):
-            raise S3Failure(400, "InvalidArgument", "partNumber and uploadId are required")
-        rec = self.store.get_file(file_id) if valid_file_id(file_id) else None
-        expired = rec is not None and rec.created_at < self._expired_before()
-        if rec is None or rec.upload_id != upload_id or rec.status != "uploading" or expired:
-            raise S3Failure(404, "NoSuchUpload", "The specified upload does not exist.")
-        plan = self.store.get_plan(file_id, number)
-        if plan is None:
-            raise S3Failure(404, "NoSuchUpload", "The part was never planned for this upload.")
-        ctx_text = verified.params.get("X-Amz-Iteration-Hash-Ctx")
-        if ctx_text is None:
-            if number != 1:
-                raise S3Failure(400, "InvalidArgument", "X-Amz-Iteration-Hash-Ctx is required for parts after the first")
-            ctx = IterationCtx.initial("sha256")
-        else:
-            try:
-                ctx = decode_ctx(ctx_text)
-            except CtxError as exc:
-                raise S3Failure(400, "InvalidArgument", str(exc)) from None
-        if ctx.offset != plan.part_offset:
-            raise S3Failure(400, "InvalidArgument", f"hash context length {ctx.offset} does not match partOffset {plan.part_offset}")
-        if number > 1 and (ctx.words != plan.words or ctx.hash_type != plan.hash_type):
-            raise S3Failure(400, "InvalidArgument", "hash context differs from the part plan (stale URL)")
-        if not declared.isdigit() or int(declared) != plan.part_size:
-            raise S3Failure(400, "InvalidArgument", f"Content-Length must equal partSize {plan.part_size}")
-        size = plan.part_size
-        tmp = self.store.temp_path()
-        sink = _PartSink(tmp if self.config.store_bodies else None, ctx, self.config.fsync)
+    async def _store_part(self, request: Request, file_id: str, number: int, query: str) -> Response:
+        job = self.begin_part(file_id, number, request.url.path, query, dict(request.headers.items()),
+                              request.url.scheme)
+        size = job.plan.part_size
         loop = asyncio.get_running_loop()
         pending: asyncio.Future[None] | None = None
         # chunks are batched (no copy) and hashed + written on a worker thread
         # while the event loop keeps receiving the next batch
         batch: list[bytes] = []
-        batched = 0
-        received = 0
+        batched = offset = received = 0
         try:
             async for chunk in request.stream():
                 received += len(chunk)
@@ -839,38 +884,29 @@ class _App(FolderApi):
                 if batched >= self.config.write_buffer:
                     if pending is not None:
                         await pending
-                    pending = loop.run_in_executor(None, sink.write, batch)
+                    pending = loop.run_in_executor(None, job.sink.write, batch, offset)
+                    offset += batched
                     batch, batched = [], 0
             if pending is not None:
                 await pending
                 pending = None
             if received != size:
                 raise S3Failure(400, "IncompleteBody", "The request body is shorter than Content-Length.")
-            await loop.run_in_executor(None, sink.write, batch, True)
-            part = PartRecord(number, size, plan.part_offset, ctx.hash_type, ctx.words, sink.hasher.words(), sink.hasher.hexdigest())
-            # the upload may have completed or expired while the body streamed
-            current = self.store.get_file(file_id)
-            if current is None or current.status != "uploading":
-                raise S3Failure(404, "NoSuchUpload", "The specified upload does not exist.")
-            await loop.run_in_executor(
-                None, self.store.record_part, file_id, part, tmp if self.config.store_bodies else None
-            )
+            await loop.run_in_executor(None, job.sink.write, batch, offset)
+            etag = await loop.run_in_executor(None, self.end_part, job)
         finally:
             if pending is not None:
                 try:
                     await pending
                 except Exception:
                     pass
-            sink.close()
-            tmp.unlink(missing_ok=True)
-        self.state.stats._count_accepted((file_id, number), size)
-        etag = '"' + "".join(f"{w:08x}" for w in part.end_words) + '"'
+            job.abandon()
         return Response(status_code=200, headers={"ETag": etag})
 
     async def get_object(self, request: Request) -> Response:
         self.state.stats._count_get()
         try:
-            self._verify_url(request, "GET", ("host",))
+            self._verify_request(request, "GET", ("host",))
             if self.state.faults.take_get_expiry():
                 raise S3Failure(403, "AccessDenied", "Request has expired")
             rec = self.store.get_file(request.path_params["file_id"])
@@ -926,39 +962,57 @@ def _byte_range(header: str | None, length: int) -> tuple[int, int]:
 
 
 class _PartSink:
-    """Hashes and writes one part body (called from a worker thread)."""
+    """Hashes a part body from its context and writes it at offsets (worker threads, one at a time)."""
 
     def __init__(self, path: Path | None, ctx: IterationCtx, fsync: bool) -> None:
         self.hasher = Hasher(ctx)
-        self._fh = open(path, "wb", buffering=0) if path is not None else None
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) if path is not None else -1
         self._fsync = fsync
 
-    def write(self, chunks: list[bytes], finish: bool = False) -> None:
+    def write(self, chunks: Sequence[Buffer], offset: int) -> None:
+        """Hash ``chunks`` (the C core releases the GIL) and write them at ``offset``."""
         for chunk in chunks:
             self.hasher.update(chunk)
-        if self._fh is not None:
-            fd = self._fh.fileno()
-            for start in range(0, len(chunks), 512):  # stay below IOV_MAX
-                group = chunks[start: start + 512]
-                expected = sum(len(c) for c in group)
-                written = os.writev(fd, group) if group else 0
-                if written < expected:  # short write: finish it the slow way
-                    view = memoryview(b"".join(group))[written:]
-                    while view:
-                        view = view[self._fh.write(view) or 0:]
-        if finish:
-            self.finish()
+        if self._fd < 0:
+            return
+        for start in range(0, len(chunks), 512):  # stay below IOV_MAX
+            group: list[Any] = [memoryview(c) for c in chunks[start: start + 512]]
+            while group:
+                written = os.pwritev(self._fd, group, offset)
+                offset += written
+                while group and written >= len(group[0]):
+                    written -= len(group[0])
+                    group.pop(0)
+                if group and written:
+                    group[0] = group[0][written:]
 
     def finish(self) -> None:
-        if self._fh is None:
-            return
-        if self._fsync:
-            os.fsync(self._fh.fileno())
-        self._fh.close()
+        if self._fd >= 0 and self._fsync:
+            os.fsync(self._fd)
+        self.close()
 
     def close(self) -> None:
-        if self._fh is not None and not self._fh.closed:
-            self._fh.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclasses.dataclass
+class PartJob:
+    """One part PUT being received: its plan, context, sink and temporary file."""
+
+    file_id: str
+    number: int
+    plan: PlanRecord
+    ctx: IterationCtx
+    sink: _PartSink
+    tmp: Path | None
+
+    def abandon(self) -> None:
+        """Close the sink and drop the temporary file (a no-op after :meth:`_App.end_part` moved it)."""
+        self.sink.close()
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
 
 
 def _retry_after(seconds: float) -> str:
@@ -978,6 +1032,7 @@ def _abort_connection(request: Request) -> None:
 def create_app(state: ServerState) -> Starlette:
     """Build the ASGI app over ``state``."""
     app = _App(state)
+    state.core = app
     routes = [
         Route(f"{API}/files/create", app._api("create", app.create), methods=["POST"]),
         Route(f"{API}/files/multipart/uploadUrl", app._api("uploadUrl", app.upload_url), methods=["POST"]),

@@ -18,6 +18,7 @@ import uvicorn
 
 from .._config import Limits
 from ._app import ServerState, create_app
+from ._front import front_protocol_class
 from ._faults import Faults, Stats
 from ._sessions import Sessions
 from ._settings import ServerConfig, check_token_ttl
@@ -262,8 +263,10 @@ class LocalServer:
             raise
         state.url_ttl = self._url_ttl
         self._state = state
+        app = create_app(state)
         uv_config = uvicorn.Config(
-            create_app(state), log_level="warning", access_log=False, lifespan="off", http=self.config.http_impl,
+            app, log_level="warning", access_log=False, lifespan="off",
+            http=front_protocol_class(state, self.config.http_impl),
             timeout_graceful_shutdown=2, h11_max_incomplete_event_size=64 * 1024,
         )
         server = _ThreadServer(uv_config)
