@@ -54,6 +54,16 @@ def add_parser(subparsers: Any) -> None:
         help="hash part bodies but do not keep them (client benchmarks; no downloads)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
+    link = parser.add_argument_group(
+        "link emulation",
+        "Throttle the reading of request bodies (so TCP back-pressure reaches the client as on a real link).",
+    )
+    link.add_argument("--link-rate", metavar="RATE",
+                      help="total rate of all connections together, e.g. 2.5Gbit, 100Mbps, 300MB (bytes/s)")
+    link.add_argument("--link-rate-per-connection", metavar="RATE",
+                      help="rate of each connection on its own (same units; combines with --link-rate)")
+    link.add_argument("--link-latency", type=float, default=0.0, metavar="MS",
+                      help="delay before each request body is read, in milliseconds (default: 0)")
     parser.set_defaults(func=run)
 
 
@@ -91,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     _ForegroundServer = _foreground_server_class()
 
     from ._cli import EXIT_FAILED, CliError
-    from ._sizes import parse_size
+    from ._sizes import parse_rate, parse_size
     from .server import ServerConfig
     from .server._app import create_app
     from .server._front import front_protocol_class
@@ -114,6 +124,16 @@ def run(args: argparse.Namespace) -> int:
             settings["min_part_size"] = parse_size(args.min_part_size)
         except ValueError as exc:
             raise CliError(f"--min-part-size: {exc}") from None
+    for flag, name in (("--link-rate", "link_rate"), ("--link-rate-per-connection", "link_rate_per_connection")):
+        text = getattr(args, name)
+        if text is not None:
+            try:
+                settings[name] = parse_rate(text)
+            except ValueError as exc:
+                raise CliError(f"{flag}: {exc}") from None
+    if not 0 <= args.link_latency <= 60_000:
+        raise CliError("--link-latency: must be in 0..60000 milliseconds")
+    settings["link_latency"] = args.link_latency / 1000
     try:
         config = ServerConfig(**settings)
     except (TypeError, ValueError) as exc:
@@ -152,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  tokens expire: {ttl}", flush=True)
         print(f"  data dir:  {data_dir}{' (temporary)' if temp_dir else ''}", flush=True)
         print(f"  min part:  {config.min_part_size} bytes, URL TTL {config.url_ttl} s", flush=True)
+        if config.link_rate or config.link_rate_per_connection or config.link_latency:
+            print(f"  link:      {config.link_rate or 'unlimited'} B/s total, "
+                  f"{config.link_rate_per_connection or 'unlimited'} B/s per connection, "
+                  f"{config.link_latency * 1000:g} ms latency per request body", flush=True)
         if not args.quiet:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
         app = create_app(state)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_size", "format_size"]
+__all__ = ["parse_size", "parse_rate", "format_size"]
 
 _UNITS = {
     "": 1,
@@ -51,6 +51,38 @@ def parse_size(text: str | int) -> int:
             raise ValueError(f"{text!r} is not a whole number of bytes")
         return scaled
     return int(number) * factor
+
+
+_BIT_PREFIXES = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+def parse_rate(text: str) -> int:
+    """Parse a transfer rate into bytes per second.
+
+    Bit rates: ``"2.5Gbit"``, ``"100Mbit"``, ``"1Gbps"`` (decimal prefixes,
+    8 bits a byte, rounded down); byte rates are sizes as
+    :func:`parse_size` reads them, optionally with ``/s``: ``"300MB"``,
+    ``"64MiB/s"``.  Raises ``ValueError`` for anything else and for 0.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"rate must be str, got {type(text).__name__}")
+    match = _PATTERN.match(text.strip().removesuffix("/s"))
+    unit = match.group(2).lower() if match else ""
+    bits_unit = unit[:-3] if unit.endswith(("bit", "bps")) else None
+    rate: int
+    if match and bits_unit is not None and bits_unit in _BIT_PREFIXES:
+        whole, _, frac = match.group(1).partition(".")
+        scale = 10 ** len(frac)
+        bits: int = (int(whole) * scale + int(frac or 0)) * _BIT_PREFIXES[bits_unit] // scale
+        rate = bits // 8
+    else:
+        try:
+            rate = parse_size(text.strip().removesuffix("/s"))
+        except ValueError:
+            raise ValueError(f"not a rate: {text!r} (examples: 2.5Gbit, 100Mbps, 300MB, 64MiB/s)") from None
+    if rate <= 0:
+        raise ValueError(f"rate must be at least 1 byte per second, got {text!r}")
+    return rate
 
 
 def format_size(n: float) -> str:

@@ -196,7 +196,7 @@ class _Front(asyncio.BufferedProtocol):
         self.transport: Any = None
         self.head = bytearray(MAX_HEAD)
         self.head_len = 0
-        self.mode = "head"  # head | forward | put | responding | passthrough | closed
+        self.mode = "head"  # head | latency | forward | put | responding | passthrough | closed
         self.forward_left = 0
         self.put: _Put | None = None
         self.keep_alive = True
@@ -294,9 +294,6 @@ class _Front(asyncio.BufferedProtocol):
             self.loop.call_later(delay, self.resume, "link")
 
     def _body_starts(self) -> None:
-        if self.link.latency > 0:
-            self.pause("latency")
-            self.loop.call_later(self.link.latency, self.resume, "latency")
         if not self.paused:
             self._arm(self.config.body_timeout, self._body_timed_out)
 
@@ -371,11 +368,30 @@ class _Front(asyncio.BufferedProtocol):
         length = int(length_text)
         if len(extra) > length:  # pipelined: uvicorn handles it
             return self._passthrough(raw)
+        if length and self.link.latency > 0:  # the body "arrives" one latency later
+            self.mode = "latency"
+            self.pause("latency")
+            self.loop.call_later(self.link.latency, self._after_latency, raw, method, target, headers, length,
+                                 extra, keep_alive)
+            return None
+        self._dispatch(raw, method, target, headers, length, extra, keep_alive)
+        return None
+
+    def _after_latency(self, raw: bytes, method: str, target: str, headers: dict[str, str], length: int,
+                       extra: bytes, keep_alive: bool) -> None:
+        if self.mode != "latency":  # closed meanwhile
+            return
+        self._dispatch(raw, method, target, headers, length, extra, keep_alive)
+        self.resume("latency")
+
+    def _dispatch(self, raw: bytes, method: str, target: str, headers: dict[str, str], length: int,
+                  extra: bytes, keep_alive: bool) -> None:
+        """A part PUT to the front end's own path, anything else to uvicorn."""
         path, _, query = target.partition("?")
         if method == "PUT" and path.startswith(BUCKET + "/") and valid_file_id(unquote(path[len(BUCKET) + 1:])):
             self.keep_alive = keep_alive  # (forwarded requests: uvicorn closes as asked)
             self._start_put(unquote(path), query, headers, length, extra)
-            return None
+            return
         self.inner.data_received(raw)
         self.forward_left = length - len(extra)
         if self.forward_left > 0:
@@ -383,7 +399,8 @@ class _Front(asyncio.BufferedProtocol):
             self._body_starts()
         else:
             self._await_head()
-        return None
+        if extra:
+            self._shape(len(extra))
 
     def _passthrough(self, raw: bytes) -> None:
         self.mode = "passthrough"
@@ -441,18 +458,17 @@ class _Front(asyncio.BufferedProtocol):
                 put.filling[put.fill: put.fill + n] = view[:n]
             else:
                 n = len(view)
-            self._put_bytes(n, shape=False)
+            self._put_bytes(n)
             view = view[n:]
 
-    def _put_bytes(self, nbytes: int, shape: bool = True) -> None:
+    def _put_bytes(self, nbytes: int) -> None:
         put = self.put
         assert put is not None
         put.remaining -= nbytes
         put.received += nbytes
-        if shape:
-            self._shape(nbytes)
-            if self.timer is not None and not self.paused:
-                self._arm(self.config.body_timeout, self._body_timed_out)
+        self._shape(nbytes)
+        if self.timer is not None and not self.paused:
+            self._arm(self.config.body_timeout, self._body_timed_out)
         if put.drop_after is not None and put.received >= put.drop_after:
             self._release_put(put)
             self.mode = "closed"
