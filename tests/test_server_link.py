@@ -248,3 +248,53 @@ def test_serve_link_flags(tmp_path: object) -> None:
         proc.terminate()
         proc.wait(timeout=20)
     assert any("312500000 B/s total, 300000000 B/s per connection, 5 ms" in line for line in lines), lines
+
+
+# ------------------------------------------------------------------ front end: the paths around the fast PUT
+def started_upload(srv: LocalServer, data: bytes) -> tuple[str, dict[int, str], list[dict[str, object]]]:
+    parts = plan(data, PART)
+    with httpx.Client(base_url=srv.base_url, timeout=10) as http:
+        doc = ok(api(http, srv, "files/create", create_body(data, multiParts=parts)))
+    return doc["fileId"], urls_by_number(doc), parts
+
+
+def raw_put(url: str, body: bytes, *extra_headers: str) -> bytes:
+    u = urlsplit(url)
+    head = f"PUT {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: {len(body)}\r\n"
+    return (head + "".join(h + "\r\n" for h in extra_headers) + "\r\n").encode() + body
+
+
+def test_pipelined_puts_are_answered_in_order() -> None:
+    from _server_helpers import download
+
+    with LocalServer(min_part_size=64) as srv:
+        data = data_of(2 * PART, seed=10)
+        file_id, urls, parts = started_upload(srv, data)
+        with connect(srv) as sock:
+            sock.sendall(raw_put(urls[1], data[:PART]) + raw_put(urls[2], data[PART:]))
+            answers = b""
+            deadline = time.monotonic() + 10
+            while answers.count(b"HTTP/1.1 200") < 2 and time.monotonic() < deadline:
+                answers += sock.recv(65536)
+        assert answers.count(b"HTTP/1.1 200") == 2
+        with httpx.Client(base_url=srv.base_url, timeout=10) as http:
+            ok(api(http, srv, "files/complete", {"fileId": file_id}))
+            assert download(http, srv, file_id) == data
+        assert srv.stats.bytes_accepted == 2 * PART
+
+
+def test_expect_100_continue() -> None:
+    with LocalServer(min_part_size=64) as srv:
+        data = data_of(2 * PART, seed=11)
+        file_id, urls, parts = started_upload(srv, data)
+        with connect(srv) as sock:
+            request = raw_put(urls[1], b"", "Expect: 100-continue").replace(b"Content-Length: 0", f"Content-Length: {PART}".encode())
+            sock.sendall(request)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+            sock.sendall(data[:PART])
+            assert sock.recv(65536).split(b" ", 2)[1] == b"200"
+            # a refused PUT with Expect gets its answer without sending the body
+            bad = urls[2].replace("partNumber=2", "partNumber=3")
+            request = raw_put(bad, b"", "Expect: 100-continue").replace(b"Content-Length: 0", f"Content-Length: {PART}".encode())
+            sock.sendall(request)
+            assert b"<Code>SignatureDoesNotMatch</Code>" in read_until_closed(sock)

@@ -59,14 +59,21 @@ Choices where the protocol brief is silent (its §14):
     one name space per folder.  Listing, search, paths and recycle-bin jobs,
     and every choice made for them, are described in ``docs/endpoints.md``.
 
-Performance: part bodies stream through uvicorn in ~256 KiB chunks, are
-batched without copying and hashed (C core, GIL released) and written with
-``writev`` on a worker thread while the event loop receives the next batch.
-The limits are the single event-loop thread (HTTP parsing: install
-``httptools``, uvicorn's pure-Python h11 parser is several times slower), the
-disk (use ``store_bodies=False`` / ``serve --discard-bodies`` or a tmpfs data
-dir to benchmark a client), and ``fsync`` (off by default in
+Performance: a connection front end (``_front.py``) reads every request head;
+part PUT bodies are read with ``recv_into`` straight into reused
+``write_buffer``-sized buffers, hashed from the signed context (C core, GIL
+released) and written with ``pwritev`` on worker threads while the loop fills
+the next buffer.  Everything else goes to uvicorn + Starlette on the same
+connection.  Measured on a loaded 2-core VM (``benchmarks/bench_server_cpu.py``,
+1 GiB, 8 MiB parts, bodies discarded): ~1.2 CPU-s per GiB verified, of which
+SHA-256 is ~0.62 and the kernel's receive copy ~0.25-0.3 (before: ~1.95).
+Limits: the disk (use ``store_bodies=False`` / ``serve --discard-bodies`` or a
+tmpfs data dir to benchmark a client) and ``fsync`` (off by default in
 :class:`ServerConfig`, on in ``koodrive-fast serve``).
+
+Slow clients get 408 after ``header_timeout`` / ``body_timeout``; link
+emulation (``link_rate``, ``link_rate_per_connection``, ``link_latency``;
+``serve --link-rate``...) throttles the reading of request bodies.
 """
 
 from ._app import proof_range
