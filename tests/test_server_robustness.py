@@ -110,6 +110,25 @@ def test_disk_full_in_the_old_order_loses_no_bytes(srv: LocalServer, http: httpx
     assert not (srv.data_dir / "uploads" / file_id).exists()
 
 
+def test_disk_full_while_storing_a_part_then_retry(srv: LocalServer, http: httpx.Client) -> None:
+    data = data_of(2 * PART + 1, seed=41)
+    parts = plan(data, PART)
+    doc = ok(api(http, srv, "files/create", create_body(data, multiParts=parts)))
+    urls = urls_by_number(doc)
+    hook, seen = disk_full_at("part.record")
+    srv.store.fault_hook = hook  # type: ignore[assignment]
+    try:
+        r = put(http, urls[1], data[:PART])
+    finally:
+        srv.store.fault_hook = None
+    assert r.status_code == 500 and s3_code(r) == "InternalError" and "part.record" in seen
+    assert not srv.store.parts(doc["fileId"]) and not list((srv.data_dir / "tmp").iterdir())
+    for p in parts:  # the client's retry, on the same connection
+        assert put(http, urls[p["partNumber"]], data[p["partOffset"]: p["partOffset"] + p["partSize"]]).status_code == 200
+    ok(api(http, srv, "files/complete", {"fileId": doc["fileId"]}))
+    assert download(http, srv, doc["fileId"]) == data
+
+
 # ------------------------------------------------------------------ 2. atomic purge
 def test_purge_under_disk_full_is_all_or_nothing(tmp_path: Path) -> None:
     clock = SkewClock()

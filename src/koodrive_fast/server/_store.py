@@ -411,6 +411,7 @@ class Store:
         target = self.part_path(file_id, part.part_number)
         target.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
+            self._step("part.record")
             if body is not None:
                 os.replace(body, target)
             self._db.execute(
