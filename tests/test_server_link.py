@@ -243,7 +243,11 @@ def test_serve_link_flags(tmp_path: object) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(6)]
+        lines = []
+        for _ in range(12):  # the banner; stop at its link line
+            lines.append(proc.stdout.readline())
+            if "link:" in lines[-1] or not lines[-1]:
+                break
     finally:
         proc.terminate()
         proc.wait(timeout=20)

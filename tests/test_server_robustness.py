@@ -221,7 +221,7 @@ def test_unrouted_storage_paths_get_s3_xml(srv: LocalServer, line: str) -> None:
 
 
 @pytest.mark.parametrize("line", [
-    f"POST {API}/files/nope HTTP/1.1", f"POST {API}/../x HTTP/1.1", "GET / HTTP/1.1", f"GET {API}/files/create HTTP/1.1",
+    f"POST {API}/no/such/api HTTP/1.1", f"POST {API}/../x HTTP/1.1", "GET / HTTP/1.1", f"GET {API}/files/create HTTP/1.1",
 ])
 def test_unrouted_api_paths_get_the_json_envelope(srv: LocalServer, line: str) -> None:
     status, content_type, body = raw(srv, line)
