@@ -64,9 +64,9 @@ part PUT bodies are read with ``recv_into`` straight into reused
 ``write_buffer``-sized buffers, hashed from the signed context (C core, GIL
 released) and written with ``pwritev`` on worker threads while the loop fills
 the next buffer.  Everything else goes to uvicorn + Starlette on the same
-connection.  Measured on a loaded 2-core VM (``benchmarks/bench_server_cpu.py``,
-1 GiB, 8 MiB parts, bodies discarded): ~1.2 CPU-s per GiB verified, of which
-SHA-256 is ~0.62 and the kernel's receive copy ~0.25-0.3 (before: ~1.95).
+connection.  Measured on a 2-core VM (``benchmarks/bench_server_cpu.py``,
+1 GiB, 8 MiB parts, bodies discarded): ~1.15 CPU-s per GiB verified, of which
+SHA-256 is ~0.62 and the kernel's receive copy ~0.25-0.3 (before: ~1.75-1.95).
 Limits: the disk (use ``store_bodies=False`` / ``serve --discard-bodies`` or a
 tmpfs data dir to benchmark a client) and ``fsync`` (off by default in
 :class:`ServerConfig`, on in ``koodrive-fast serve``).
