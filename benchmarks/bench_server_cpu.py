@@ -80,7 +80,7 @@ def main() -> int:
             cmd += ["--link-rate", args.link_rate]
         if args.profile:
             fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"
-            cmd = ["py-spy", "record", "--native", "-r", "200", "-f", fmt, "-o", args.profile, "--"] + cmd
+            cmd = ["py-spy", "record", "--native", "--threads", "-r", "250", "-f", fmt, "-o", args.profile, "--"] + cmd
         server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         try:
             assert server.stdout is not None

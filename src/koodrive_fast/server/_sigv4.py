@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping
@@ -114,6 +115,7 @@ def normalize_host(host: str, scheme: str = "http") -> str:
     return host
 
 
+@functools.lru_cache(maxsize=64)  # one HMAC instead of five per URL signed or checked
 def _signing_key(secret_key: str, day: str, region: str, service: str) -> bytes:
     key = ("AWS4" + secret_key).encode()
     for part in (day, region, service, "aws4_request"):
