@@ -74,7 +74,7 @@ def test_clean_older_than_keeps_recent_and_in_use(store: CheckpointStore, tmp_pa
         out = capsys.readouterr().out
         assert "removed 1 checkpoint(s), 1 in use" in out
     finally:
-        store.unlock(fd)
+        store.unlock(busy, fd)
     assert not store.path_for(old).exists()
     assert not (store.directory / f"{old.file_stem()}.lock").exists()
     assert store.path_for(busy).exists() and store.path_for(new).exists()
