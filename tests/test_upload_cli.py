@@ -73,6 +73,7 @@ def test_second_upload_is_flash_with_rapid(env: None, tmp_path: Path,
         (["--part-size", "1000"], None, "--part-size: must be a positive multiple of 64 bytes"),
         (["--part-size", "20000000TiB"], None, "--part-size: must be at most 5 GiB"),
         (["--concurrency", "0"], None, "must be > 0"),
+        (["--endpoint", "notaurl"], None, "--endpoint: must be an http(s) URL"),
         (["--part-size", "lots"], None, "not a size"),
     ],
 )

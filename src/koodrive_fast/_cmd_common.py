@@ -56,9 +56,13 @@ class Connection:
     def client(self) -> Client:
         """A :class:`Client` for these settings (:class:`UsageError` if they are malformed)."""
         from ._client import Client
+        from ._exceptions import ValidationError
 
         try:
             return Client(self.endpoint, self.settings.credentials())
+        except ValidationError as exc:  # name the flag, variable or profile it came from
+            where = self.settings.source.get(exc.field, exc.field)
+            raise UsageError(f"{where}: {exc.rule}") from None
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
 
