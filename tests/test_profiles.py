@@ -235,3 +235,24 @@ token = "wrong-token-from-the-profile"
     result = json.loads(capsys.readouterr().out)
     with srv.client() as client:
         assert download(client, result["fileId"]) == source.read_bytes()
+
+
+def test_upload_takes_checkpoint_dir_from_the_profile(srv: LocalServer, tmp_path: Path,
+                                                      env: dict[str, str],
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    path = write_config(tmp_path, f"""
+[profile.local]
+endpoint = "{srv.base_url}"
+user_id = "{srv.user_id}"
+container_id = "{CONTAINER}"
+token = "{srv.token}"
+checkpoint_dir = "{blocker / 'checkpoints'}"
+""")
+    monkeypatch.setenv("KOODRIVE_CONFIG", str(path))
+    source = make_file(tmp_path, 12 << 20, seed=23)  # two parts: an upload that checkpoints
+    assert main(["upload", str(source), "--profile", "local", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("koodrive-fast: error: ") and "checkpoint" in err

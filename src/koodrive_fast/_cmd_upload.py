@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = UploadOptions(
             part_size=settings.part_size, resume=not args.no_resume, rapid=args.rapid,
-        )
+            checkpoint_dir=settings.checkpoint_dir, auto_rename=settings.auto_rename,
+        )  # retries, timeout, bwlimit: resolved in settings, wired by the engine's options
         if settings.concurrency is not None:
             options = options.replace(concurrency=settings.concurrency)
     except (ValueError, TypeError) as exc:
