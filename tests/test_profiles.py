@@ -256,3 +256,11 @@ checkpoint_dir = "{blocker / 'checkpoints'}"
     assert main(["upload", str(source), "--profile", "local", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("koodrive-fast: error: ") and "checkpoint" in err
+
+
+@pytest.mark.parametrize(("text", "rate"), [('"100Mbit"', 12_500_000), ('"8MiB/s"', 8 << 20),
+                                            ("1000", 1000)])
+def test_bwlimit_uses_the_one_rate_parser(tmp_path: Path, env: dict[str, str], text: str,
+                                          rate: int) -> None:
+    write_config(tmp_path, f"[profile.p]\nbwlimit = {text}\n")
+    assert resolve({}, profile="p", environ=env).bwlimit == rate
