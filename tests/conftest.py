@@ -18,6 +18,11 @@ from koodrive_fast.server import LocalServer
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests' helper modules
 
+# the suite never reads the developer's own config file or profile (tests that need one
+# point KOODRIVE_CONFIG at their own); /dev/null is an empty, valid TOML document
+os.environ["KOODRIVE_CONFIG"] = os.devnull
+os.environ.pop("KOODRIVE_PROFILE", None)
+
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

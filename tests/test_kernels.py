@@ -223,7 +223,23 @@ def test_env_var_unknown_kernel_fails_to_initialise() -> None:
     proc = run_forced("no-such-kernel")
     assert proc.returncode != 0
     assert "no-such-kernel" in proc.stderr
-    assert "RuntimeError" in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("koodrive_fast._exceptions.KernelUnavailableError:")
+    usable = sorted({k for a in ALG_NAMES for k in available(a)})
+    assert all(name in last for name in usable), last
+
+
+def test_cli_with_unknown_kernel_is_one_line_naming_usable_kernels(tmp_path: Path) -> None:
+    file = tmp_path / "f.bin"
+    file.write_bytes(b"x" * 100)
+    env = dict(os.environ, KOODRIVE_FAST_KERNEL="bogus")
+    proc = subprocess.run([sys.executable, "-m", "koodrive_fast", "hash", str(file)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("koodrive-fast: error: KOODRIVE_FAST_KERNEL='bogus'")
+    usable = sorted({k for a in ALG_NAMES for k in available(a)})
+    assert all(name in proc.stderr for name in usable)
 
 
 def test_env_var_auto_is_the_default() -> None:

@@ -46,4 +46,5 @@ def test_serve_rejects_bad_min_part_size() -> None:
         capture_output=True, text=True, timeout=30,
     )
     assert proc.returncode == 2
-    assert "min_part_size" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("koodrive-fast: error: --min-part-size")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

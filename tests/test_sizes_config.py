@@ -55,7 +55,9 @@ def test_parse_size_rejects_negative_int_and_other_types() -> None:
 
 def test_format_size() -> None:
     assert format_size(100) == "100 B"
-    assert format_size(8 * MiB) == "8.0 MiB"
+    assert format_size(8 * MiB) == "8 MiB"
+    assert format_size(5 * GiB) == "5 GiB"
+    assert format_size(20_000_000 * 1024**4) == "20000000 TiB"
     assert format_size(3 * GiB // 2) == "1.5 GiB"
 
 

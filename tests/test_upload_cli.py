@@ -70,8 +70,10 @@ def test_second_upload_is_flash_with_rapid(env: None, tmp_path: Path,
         ([], "KOODRIVE_TOKEN", "--token is required"),
         ([], "KOODRIVE_USER_ID", "--user-id is required"),
         ([], "KOODRIVE_CONTAINER_ID", "--container-id is required"),
-        (["--part-size", "1000"], None, "part_size"),
+        (["--part-size", "1000"], None, "--part-size: must be a positive multiple of 64 bytes"),
+        (["--part-size", "20000000TiB"], None, "--part-size: must be at most 5 GiB"),
         (["--concurrency", "0"], None, "must be > 0"),
+        (["--endpoint", "notaurl"], None, "--endpoint: must be an http(s) URL"),
         (["--part-size", "lots"], None, "not a size"),
     ],
 )
@@ -85,7 +87,7 @@ def test_usage_errors_exit_2_with_one_line(env: None, tmp_path: Path,
     path = make_file(tmp_path, 10_000, seed=14)
     assert main(["upload", str(path), *argv_tail]) == 2
     err = capsys.readouterr().err
-    assert message in err
+    assert message in err and err.startswith("koodrive-fast: error: ")
     assert err.count("\n") == 1 and "Traceback" not in err
 
 

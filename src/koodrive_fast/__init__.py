@@ -30,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     # exceptions
     "KooDriveError": "._exceptions",
     "ValidationError": "._exceptions",
+    "ConfigError": "._exceptions",
+    "KernelUnavailableError": "._exceptions",
     "ApiError": "._exceptions",
     "AuthenticationError": "._exceptions",
     "RateLimitedError": "._exceptions",
@@ -139,6 +141,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
         UploadTaskMissingError,
         UploadUrlExpiredError,
         ValidationError,
+        ConfigError,
+        KernelUnavailableError,
     )
     from ._hashing import HashState, kernels, sha1, sha256
     from ._download import DownloadConfig, DownloadedFile, DownloadResult

@@ -45,6 +45,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointStore",
     "CheckpointWriter",
+    "StoredCheckpoint",
     "default_checkpoint_dir",
 ]
 
@@ -174,8 +175,38 @@ class Checkpoint:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredCheckpoint:
+    """One checkpoint file as :meth:`CheckpointStore.entries` finds it.
+
+    ``key`` and the counts are ``None`` when the file cannot be parsed (``problem``
+    says why); ``modified`` is the file's mtime (epoch seconds); ``in_use`` is True
+    while an upload holds its lock.
+    """
+
+    path: Path
+    modified: float
+    bytes_on_disk: int
+    in_use: bool
+    key: Optional[CheckpointKey] = None
+    parts_done: Optional[int] = None
+    file_name: Optional[str] = None
+    problem: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        key = self.key
+        return {
+            "checkpoint": str(self.path), "modified": self.modified, "inUse": self.in_use,
+            "file": key.path if key else None, "size": key.size if key else None,
+            "partSize": key.part_size if key else None,
+            "parts": key.part_count if key else None, "partsDone": self.parts_done,
+            "fileName": self.file_name, "endpoint": key.endpoint if key else None,
+            "userId": key.user_id if key else None, "problem": self.problem,
+        }
+
+
 class CheckpointStore:
-    """Loads, saves and discards checkpoints in one directory."""
+    """Loads, saves, discards, lists and removes checkpoints in one directory."""
 
     def __init__(self, directory: Union[str, os.PathLike[str], None] = None) -> None:
         self.directory = Path(directory) if directory is not None else default_checkpoint_dir()
@@ -280,6 +311,91 @@ class CheckpointStore:
             self.path_for(key).unlink()
         except FileNotFoundError:
             pass
+
+    def _held(self, stem: str) -> bool:
+        """True when an upload holds ``stem``'s lock right now."""
+        lock = self.directory / f"{stem}.lock"
+        if fcntl is None or not lock.exists():  # pragma: no cover - non-POSIX
+            return False
+        try:
+            fd = os.open(lock, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # also releases the probe's own lock
+        return False
+
+    def entries(self) -> list[StoredCheckpoint]:
+        """Every checkpoint file in the directory, oldest first (none if it does not exist)."""
+        try:
+            paths = sorted(self.directory.glob("*.json"))
+        except OSError:
+            return []
+        found = []
+        for path in paths:
+            try:
+                info = path.stat()
+                raw = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                continue  # removed meanwhile (an upload finished)
+            except (OSError, ValueError) as exc:
+                found.append(StoredCheckpoint(path, _mtime(path), _bytes(path),
+                                              self._held(path.stem), problem=str(exc)))
+                continue
+            entry = StoredCheckpoint(path, info.st_mtime, info.st_size, self._held(path.stem))
+            try:
+                key = CheckpointKey(**raw["key"])
+                checkpoint = Checkpoint.from_json(raw, key)
+                entry = dataclasses.replace(entry, key=key, parts_done=len(checkpoint.done),
+                                            file_name=checkpoint.file_name)
+            except (ValueError, TypeError, KeyError) as exc:
+                entry = dataclasses.replace(entry, problem=f"unreadable checkpoint: {exc}")
+            found.append(entry)
+        found.sort(key=lambda e: e.modified)
+        return found
+
+    def remove(self, entry: StoredCheckpoint) -> bool:
+        """Delete ``entry``'s checkpoint and lock file, holding the lock meanwhile; an upload
+        that holds it now keeps its checkpoint (returns False)."""
+        stem = entry.path.stem
+        lock_path = self.directory / f"{stem}.lock"
+        fd: Optional[int] = None
+        if fcntl is not None and lock_path.exists():
+            try:
+                fd = os.open(lock_path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                if fd is not None:
+                    os.close(fd)
+                    return False  # held by a running upload
+        try:
+            for path in (entry.path, lock_path):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class CheckpointWriter:

@@ -5,21 +5,30 @@ whose parser sets ``func=run`` with ``run(args) -> int``.  Keep imports at
 the top of those modules cheap (start-up time); import heavy things in
 ``run``.
 
-Exit status: 0 success, 1 the operation failed, 2 bad usage or input,
-130 interrupted.  User errors print one line on stderr, no traceback.
+Exit status: 0 success, 1 the operation failed (an unreadable file, a
+failed transfer, a server error), 2 bad usage or input (an unknown option,
+a bad value, a missing file or setting, a bad config file), 130 interrupted.
+Every failure prints one line on stderr, ``koodrive-fast: error: ...``,
+naming the flag as typed and sizes in human units; warnings from the
+library's ``koodrive_fast`` logger print as ``koodrive-fast: warning: ...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from typing import NoReturn, Optional, Sequence
 
 from ._version import __version__
 
-__all__ = ["main", "CliError", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = [
+    "main", "CliError", "build_parser", "print_error", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE",
+]
 
 PROG = "koodrive-fast"
 EXIT_OK = 0
@@ -29,7 +38,8 @@ EXIT_INTERRUPTED = 130
 
 _COMMAND_MODULES = [
     "koodrive_fast._cmd_hash", "koodrive_fast._cmd_serve", "koodrive_fast._cmd_upload",
-    "koodrive_fast._cmd_files", "koodrive_fast._cmd_sync",
+    "koodrive_fast._cmd_files", "koodrive_fast._cmd_sync", "koodrive_fast._cmd_config",
+    "koodrive_fast._cmd_checkpoints",
 ]
 
 
@@ -45,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors are one line on stderr, exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +71,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_error(prog: str, message: str) -> None:
-    print(f"{prog}: error: {message}", file=sys.stderr)
+def print_error(message: str) -> None:
+    """The one way a command reports a failure: one line on stderr."""
+    text = " ".join(str(message).split())  # one line, whatever the message held
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``koodrive-fast: warning: message``; no traceback, one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = " ".join(record.getMessage().split())
+        return f"{PROG}: {record.levelname.lower()}: {text}"
+
+
+@contextlib.contextmanager
+def _library_logging() -> Iterator[None]:
+    """While a command runs, the ``koodrive_fast`` logger's warnings go to stderr with the
+    CLI's prefix instead of Python's bare last-resort output."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_OneLineFormatter())
+    logger = logging.getLogger("koodrive_fast")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -77,15 +112,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    prog = f"{PROG} {args.command}"
+    from ._exceptions import KernelUnavailableError, KooDriveError, ValidationError
+
     try:
-        status = func(args)
+        with _library_logging():
+            status = func(args)
         return int(status) if status is not None else EXIT_OK
     except CliError as exc:
-        _print_error(prog, str(exc))
+        print_error(str(exc))
         return exc.status
+    except ValidationError as exc:  # bad input or config the command did not map itself
+        print_error(str(exc))
+        return EXIT_USAGE
+    except KooDriveError as exc:  # e.g. KernelUnavailableError from the hash core's import
+        print_error(str(exc))
+        return EXIT_USAGE if isinstance(exc, KernelUnavailableError) else EXIT_FAILED
     except KeyboardInterrupt:
-        _print_error(prog, "interrupted")
+        print_error("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader went away (``| head``): stay quiet, and keep Python's
@@ -93,7 +136,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
-
 
 if __name__ == "__main__":
     # ``python -m koodrive_fast._cli``: run the imported module, not this

@@ -1,79 +1,115 @@
-"""What the network subcommands share: connection options and their parsing.
+"""What the network subcommands share: connection options and their resolution.
 
-Every command that talks to KooDrive takes ``--endpoint``, ``--token``,
-``--user-id`` and ``--container-id``, each falling back to an environment
-variable (``KOODRIVE_ENDPOINT``, ``KOODRIVE_TOKEN``, ``KOODRIVE_USER_ID``,
-``KOODRIVE_CONTAINER_ID``); a missing one is a usage error (exit 2).
+Every command that talks to KooDrive takes ``--profile``, ``--endpoint``,
+``--token``, ``--user-id`` and ``--container-id``; each setting comes from
+the flag, else its ``KOODRIVE_*`` variable, else the profile
+(:mod:`koodrive_fast._profiles`).  A missing one is a usage error (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
+
+from ._cli import EXIT_USAGE, CliError
+from ._cli import print_error as print_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import Client
     from ._localtree import PathFilter
+    from ._profiles import ResolvedSettings
 
-__all__ = ["UsageError", "Connection", "add_connection_options", "connection_from_args",
-           "add_filter_options", "path_filter_from_args", "setting", "print_error"]
+__all__ = ["UsageError", "Connection", "add_connection_options", "add_profile_option",
+           "connection_from_args", "settings_from_args", "add_filter_options",
+           "path_filter_from_args", "print_error"]
 
 
-class UsageError(Exception):
+class UsageError(CliError):
     """Bad usage: the command prints it on one line and exits with status 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)
 
 
 @dataclasses.dataclass(frozen=True)
 class Connection:
-    endpoint: str
-    token: str
-    user_id: str
-    container_id: str
+    """Resolved settings with the four a network command needs checked present."""
+
+    settings: ResolvedSettings
+
+    @property
+    def endpoint(self) -> str:
+        assert self.settings.endpoint is not None
+        return self.settings.endpoint
+
+    @property
+    def user_id(self) -> str:
+        assert self.settings.user_id is not None
+        return self.settings.user_id
+
+    @property
+    def container_id(self) -> str:
+        assert self.settings.container_id is not None
+        return self.settings.container_id
 
     def client(self) -> Client:
         """A :class:`Client` for these settings (:class:`UsageError` if they are malformed)."""
-        from ._auth import BearerToken
         from ._client import Client
+        from ._exceptions import ValidationError
 
         try:
-            return Client(self.endpoint, BearerToken(self.token, self.user_id))
+            return Client(self.endpoint, self.settings.credentials())
+        except ValidationError as exc:  # name the flag, variable or profile it came from
+            where = self.settings.source.get(exc.field, exc.field)
+            raise UsageError(f"{where}: {exc.rule}") from None
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
 
 
+def add_profile_option(parser: Any) -> None:
+    """``--profile NAME`` (env KOODRIVE_PROFILE)."""
+    parser.add_argument("--profile", metavar="NAME",
+                        help="config-file profile to use (env KOODRIVE_PROFILE)")
+
+
 def add_connection_options(parser: Any) -> None:
-    """``--endpoint``, ``--token``, ``--user-id``, ``--container-id``."""
+    """``--profile``, ``--endpoint``, ``--token``, ``--user-id``, ``--container-id``."""
+    add_profile_option(parser)
     parser.add_argument("--endpoint", help="API base URL (env KOODRIVE_ENDPOINT)")
     parser.add_argument("--token", help="access token (env KOODRIVE_TOKEN)")
     parser.add_argument("--user-id", help="KooDrive user id (env KOODRIVE_USER_ID)")
     parser.add_argument("--container-id", help="target space id (env KOODRIVE_CONTAINER_ID)")
 
 
-def setting(value: Optional[str], env: str, option: str, required: bool = True) -> Optional[str]:
-    """The option's value, else the environment variable's, else :class:`UsageError`."""
-    if value:
-        return value
-    value = os.environ.get(env)
-    if value:
-        return value
-    if required:
-        raise UsageError(f"{option} is required (or set {env})")
-    return None
+def settings_from_args(args: argparse.Namespace, **flags: object) -> ResolvedSettings:
+    """Resolve settings from ``args``' connection options plus ``flags`` (setting name ->
+    flag value, ``None`` when not given); config errors become :class:`UsageError`."""
+    from ._exceptions import ValidationError
+    from ._profiles import resolve
+
+    given: dict[str, object] = {
+        key: getattr(args, key, None) for key in ("endpoint", "token", "user_id", "container_id")
+    }
+    given.update(flags)
+    try:
+        return resolve(given, profile=getattr(args, "profile", None))
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None
 
 
-def connection_from_args(args: argparse.Namespace) -> Connection:
-    """The four connection settings from options or environment."""
-    values = [
-        setting(args.endpoint, "KOODRIVE_ENDPOINT", "--endpoint"),
-        setting(args.token, "KOODRIVE_TOKEN", "--token"),
-        setting(args.user_id, "KOODRIVE_USER_ID", "--user-id"),
-        setting(args.container_id, "KOODRIVE_CONTAINER_ID", "--container-id"),
-    ]
-    endpoint, token, user_id, container_id = (str(v) for v in values)
-    return Connection(endpoint, token, user_id, container_id)
+def connection_from_args(args: argparse.Namespace, **flags: object) -> Connection:
+    """The connection settings (flag > environment > profile), all four required."""
+    from ._exceptions import ValidationError
+
+    settings = settings_from_args(args, **flags)
+    try:
+        settings.require("endpoint", "user_id", "container_id")
+        if settings.token is None and settings.app_id is None and settings.token_command is None:
+            settings.require("token")
+    except ValidationError as exc:
+        raise UsageError(exc.rule) from None
+    return Connection(settings)
 
 
 def _include(glob: str) -> tuple[bool, str]:
@@ -103,6 +139,3 @@ def path_filter_from_args(args: argparse.Namespace) -> PathFilter:
     except ValidationError as exc:
         raise UsageError(f"bad --include/--exclude: {exc.rule}") from None
 
-
-def print_error(message: str) -> None:
-    print(f"koodrive-fast: error: {message}", file=sys.stderr)

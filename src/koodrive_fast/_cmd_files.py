@@ -158,7 +158,7 @@ class _Bar:
             import importlib
 
             tqdm: Any = importlib.import_module("tqdm").tqdm
-            self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="download",
+            self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1000, desc="download",
                              file=sys.stderr, dynamic_ncols=True, mininterval=0.2)
 
     def __call__(self, delta: int) -> None:

@@ -30,8 +30,9 @@ def add_parser(subparsers: Any) -> None:
         "--part-size",
         metavar="SIZE",
         help=(
-            "part size, a positive multiple of 64 bytes; suffixes like 8MiB or 5MB "
-            "(default: the upload rule, at least 8 MiB and at most 10000 parts)"
+            "part size, as upload accepts it: a multiple of 64 bytes from 5 MiB to 5 GiB, "
+            "at most 10000 parts; suffixes like 8MiB or 5MB "
+            "(default: the upload rule, at least 8 MiB)"
         ),
     )
     parser.add_argument(
@@ -47,8 +48,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _part_size(text: Optional[str], size: int) -> int:
+    """``--part-size`` parsed and checked by the upload's own rule (KooDrive's limits), so
+    every plan ``hash`` prints is one ``upload`` would send; else the default rule."""
     from ._cli import CliError
-    from ._config import default_part_size
+    from ._config import DEFAULT_LIMITS, default_part_size
+    from ._planner import validate_part_size
     from ._sizes import parse_size
 
     if text is None:
@@ -60,9 +64,7 @@ def _part_size(text: Optional[str], size: int) -> int:
         part_size = parse_size(text)
     except ValueError as exc:
         raise CliError(f"--part-size: {exc}") from None
-    if part_size <= 0 or part_size % 64:
-        raise CliError(f"--part-size must be a positive multiple of 64 bytes, got {text!r}")
-    return part_size
+    return validate_part_size(part_size, size, DEFAULT_LIMITS, "--part-size")
 
 
 def _terminal_progress(total: int) -> Optional[Callable[[int], None]]:
@@ -111,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         raise CliError(f"no such file: {path}") from None
     except PermissionError:
-        raise CliError(f"permission denied: {path}") from None
+        raise CliError(f"cannot read {path}: permission denied", EXIT_FAILED) from None
     except FileChangedError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
     except ValueError as exc:  # not a regular file, and other validation

@@ -137,7 +137,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ServerConfig(**settings)
     except (TypeError, ValueError) as exc:
-        raise CliError(str(exc)) from None
+        message = str(exc)
+        for name in ("min_part_size", "url_ttl", "token_ttl", "upload_expiry", "port", "host",
+                     "tokens", "user_id"):
+            flag = "--token" if name == "tokens" else "--" + name.replace("_", "-")
+            message = message.replace(f"ServerConfig.{name}", flag)
+        raise CliError(message) from None
 
     temp_dir = None
     if args.data_dir is None:

@@ -27,8 +27,8 @@ from typing import Any, Optional
 
 from ._cmd_common import UsageError as _UsageError
 from ._cmd_common import add_connection_options
+from ._cmd_common import connection_from_args as _connection
 from ._cmd_common import print_error as _error
-from ._cmd_common import setting as _setting
 from ._sizes import format_size, parse_size
 
 __all__ = ["add_parser", "run", "run_demo"]
@@ -69,7 +69,7 @@ def add_parser(subparsers: Any) -> None:
     up.add_argument("--name", help="file name in KooDrive (default: FILE's name)")
     up.add_argument("--part-size", type=_size_arg, help="part size, e.g. 16MiB (default: auto)")
     up.add_argument(
-        "--concurrency", type=_positive_int_arg, default=8, help="parts in flight (default 8)"
+        "--concurrency", type=_positive_int_arg, help="parts in flight (default 8)"
     )
     up.add_argument("--no-resume", action="store_true", help="ignore any saved checkpoint")
     rapid = up.add_mutually_exclusive_group()
@@ -100,39 +100,57 @@ def add_parser(subparsers: Any) -> None:
     demo.set_defaults(func=run_demo)
 
 
+def readable_file_size(path: str) -> int:
+    """``path``'s size: :class:`UsageError` if it is missing or not a regular file (exit 2),
+    :class:`CliError` with exit 1 if it cannot be read."""
+    from ._cli import EXIT_FAILED, CliError
+
+    try:
+        with open(path, "rb") as fh:
+            info = os.fstat(fh.fileno())
+    except FileNotFoundError:
+        raise _UsageError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise _UsageError(f"not a regular file: {path}") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}", EXIT_FAILED) from None
+    import stat
+
+    if not stat.S_ISREG(info.st_mode):
+        raise _UsageError(f"not a regular file: {path}")
+    return info.st_size
+
+
 def run(args: argparse.Namespace) -> int:
     """``koodrive-fast upload``."""
     from ._exceptions import KooDriveError, ValidationError
+    from ._planner import validate_part_size
 
-    try:
-        endpoint = _setting(args.endpoint, "KOODRIVE_ENDPOINT", "--endpoint")
-        token = _setting(args.token, "KOODRIVE_TOKEN", "--token")
-        user_id = _setting(args.user_id, "KOODRIVE_USER_ID", "--user-id")
-        container_id = _setting(args.container_id, "KOODRIVE_CONTAINER_ID", "--container-id")
-        if not os.path.exists(args.file):
-            raise _UsageError(f"no such file: {args.file}")
-        if not os.path.isfile(args.file):
-            raise _UsageError(f"not a regular file: {args.file}")
-    except _UsageError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
+    conn = _connection(args, part_size=args.part_size, concurrency=args.concurrency)
+    settings = conn.settings
+    size = readable_file_size(args.file)
+    if settings.part_size is not None:
+        try:
+            validate_part_size(settings.part_size, size, field=settings.source["part_size"])
+        except ValidationError as exc:
+            raise _UsageError(str(exc)) from None
 
-    from ._auth import BearerToken
-    from ._client import Client
     from ._options import UploadOptions
     from ._progress import TqdmProgress
     from ._upload import upload_file
 
-    assert endpoint and token and user_id
+    client = conn.client()
     try:
-        client = Client(endpoint, BearerToken(token, user_id))
         options = UploadOptions(
-            part_size=args.part_size, concurrency=args.concurrency,
-            resume=not args.no_resume, rapid=args.rapid,
-        )
+            part_size=settings.part_size, resume=not args.no_resume, rapid=args.rapid,
+            checkpoint_dir=settings.checkpoint_dir, auto_rename=settings.auto_rename,
+        )  # retries, timeout, bwlimit: resolved in settings, wired by the engine's options
+        if settings.concurrency is not None:
+            options = options.replace(concurrency=settings.concurrency)
     except (ValueError, TypeError) as exc:
-        _error(str(exc))
-        return EXIT_USAGE
+        client.close()
+        raise _UsageError(str(exc)) from None
+    container_id = conn.container_id
     bar = TqdmProgress(enabled=not args.no_progress)
     try:
         with client:
@@ -275,19 +293,24 @@ def run_demo(args: argparse.Namespace) -> int:
     from ._exceptions import IntegrityError
     from ._progress import TqdmProgress
     from ._options import UploadOptions
+    from ._config import DEFAULT_LIMITS
+    from ._planner import validate_file_size, validate_part_size
     from ._upload import _upload_hash_then_send, upload_file
 
     size: int = args.size
     container = "demo"
+    validate_file_size(size, DEFAULT_LIMITS, "--size")  # every check before anything is written
+    if args.part_size is not None:
+        validate_part_size(args.part_size, size, DEFAULT_LIMITS, "--part-size")
     with tempfile.TemporaryDirectory(prefix="koodrive-demo-") as tmp:
         root = Path(tmp)
-        source = root / "demo.bin"
-        print(f"writing a {format_size(size)} test file in {tmp} ...")
-        _write_test_file(source, size)
         options = UploadOptions(
             checkpoint_dir=root / "checkpoints", part_size=args.part_size,
             concurrency=args.concurrency, resume=False, rapid=False,
         )
+        source = root / "demo.bin"
+        print(f"writing a {format_size(size)} test file in {tmp} ...")
+        _write_test_file(source, size)
         with _ServerProcess(root / "server") as srv:
             print(f"local KooDrive server at {srv.base_url} (child process)")
             with Client(srv.base_url, BearerToken(srv.token, srv.user_id)) as client:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ._sizes import format_size
+
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
@@ -65,7 +67,7 @@ def default_part_size(size: int, limits: Limits = DEFAULT_LIMITS) -> int:
     part = _round_up(part, limits.part_alignment)
     if part > limits.max_part_size:
         raise ValueError(
-            f"a file of {size} bytes needs parts of {part} bytes, above the "
-            f"{limits.max_part_size}-byte maximum part size"
+            f"a file of {format_size(size)} needs parts of {format_size(part)}, above the "
+            f"{format_size(limits.max_part_size)} maximum part size"
         )
     return part

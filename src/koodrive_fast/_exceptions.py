@@ -2,7 +2,10 @@
 
     KooDriveError(Exception)
      ├─ ValidationError(KooDriveError, ValueError)  bad input, caught before any request;
-     │                                              .field .rule
+     │   │                                          .field .rule
+     │   └─ ConfigError                             a bad config file or profile; .path
+     ├─ KernelUnavailableError(KooDriveError,       KOODRIVE_FAST_KERNEL names a kernel this
+     │        RuntimeError)                         CPU cannot run; .usable
      ├─ ApiError(KooDriveError)                     KooDrive answered with an error; .code .msg
      │   │                                          .trace_id .http_status .method .path
      │   ├─ AuthenticationError                     HTTP 401, API-gateway auth codes
@@ -38,6 +41,8 @@ from typing import Optional, Union
 __all__ = [
     "KooDriveError",
     "ValidationError",
+    "ConfigError",
+    "KernelUnavailableError",
     "ApiError",
     "AuthenticationError",
     "RateLimitedError",
@@ -118,6 +123,26 @@ class ValidationError(KooDriveError, ValueError):
         self.field = field
         self.rule = rule
         super().__init__(f"{field}: {rule}")
+
+
+class ConfigError(ValidationError):
+    """The config file or a profile is unusable (syntax, unknown key, bad value, permissions).
+
+    ``field`` is where (``"profile.work.part_size"``); ``path`` the config file.
+    """
+
+    def __init__(self, field: str, rule: str, *, path: Optional[str] = None) -> None:
+        self.path = path
+        super().__init__(field, rule)
+
+
+class KernelUnavailableError(KooDriveError, RuntimeError):
+    """The hash core cannot start: a forced kernel this CPU cannot run (``usable`` lists
+    the ones it can), or a failed self-test."""
+
+    def __init__(self, message: str, *, usable: tuple[str, ...] = ()) -> None:
+        self.usable = usable
+        super().__init__(message)
 
 
 class ApiError(KooDriveError):

@@ -28,14 +28,39 @@ def _check_version() -> None:
         )
 
 
-def _init() -> None:
-    rc = lib.kd_init()
-    if rc != lib.KD_OK:
-        raise RuntimeError(
-            "koodrive_fast hash core failed to initialise: "
-            + ffi.string(lib.kd_init_error()).decode()
-        )
+def _usable_kernels() -> tuple[str, ...]:
+    """The kernels this CPU can run for SHA-256 or SHA-1, best first."""
+    return tuple(
+        name for name in kernel_names
+        if any(lib.kd_kernel_available(alg, name.encode()) for alg in (lib.KD_ALG_SHA256, lib.KD_ALG_SHA1))
+    )
 
+
+def _init() -> None:
+    import os
+
+    from ._exceptions import KernelUnavailableError
+
+    rc = lib.kd_init()
+    if rc == lib.KD_OK:
+        return
+    usable = _usable_kernels()
+    forced = os.environ.get("KOODRIVE_FAST_KERNEL", "")
+    if forced and forced != "auto":
+        raise KernelUnavailableError(
+            f"KOODRIVE_FAST_KERNEL={forced!r} is not a kernel this CPU can run; "
+            f"use one of: {', '.join(usable)} (or auto)",
+            usable=usable,
+        )
+    raise KernelUnavailableError(
+        "koodrive_fast hash core failed to initialise: "
+        + ffi.string(lib.kd_init_error()).decode(),
+        usable=usable,
+    )
+
+
+#: every kernel name the core knows, best first
+kernel_names = ("sha-ni", "armv8", "avx2", "portable")
 
 _check_version()
 _init()
@@ -46,6 +71,3 @@ ALGORITHMS = {"sha256": lib.KD_ALG_SHA256, "sha1": lib.KD_ALG_SHA1}
 WORDS = {"sha256": 8, "sha1": 5}
 #: algorithm name -> digest size in bytes
 DIGEST_SIZES = {"sha256": 32, "sha1": 20}
-
-#: every kernel name the core knows, best first
-kernel_names = ("sha-ni", "armv8", "avx2", "portable")

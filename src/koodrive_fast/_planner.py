@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union, cast
 from ._config import DEFAULT_LIMITS, Limits, default_part_size
 from ._exceptions import ValidationError
 from ._models import MultiPartInfo
+from ._sizes import format_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._contexts import FileContexts
@@ -71,7 +72,9 @@ def validate_file_size(size: object, limits: Limits = DEFAULT_LIMITS, field: str
         raise ValidationError(field, f"must be >= 0, got {size}")
     if size > limits.max_file_size:
         raise ValidationError(
-            field, f"must be <= {limits.max_file_size} bytes (the multipart maximum), got {size}"
+            field,
+            f"must be at most {format_size(limits.max_file_size)} (the multipart maximum), "
+            f"got {format_size(size)}",
         )
     return size
 
@@ -282,19 +285,25 @@ def validate_part_size(
     assert isinstance(part_size, int)
     if part_size <= 0 or part_size % limits.part_alignment:
         raise ValidationError(
-            field, f"must be a positive multiple of {limits.part_alignment}, got {part_size}"
+            field,
+            f"must be a positive multiple of {limits.part_alignment} bytes, got {part_size}",
         )
     if part_size > limits.max_part_size:
-        raise ValidationError(field, f"must be at most {limits.max_part_size}, got {part_size}")
+        raise ValidationError(
+            field,
+            f"must be at most {format_size(limits.max_part_size)}, got {format_size(part_size)}",
+        )
     n_parts = max(1, -(-file_size // part_size))
     if n_parts > 1 and part_size < limits.min_part_size:
         raise ValidationError(
-            field, f"must be at least {limits.min_part_size} for a multipart file, got {part_size}"
+            field,
+            f"must be at least {format_size(limits.min_part_size)} for a file of more than one "
+            f"part, got {format_size(part_size)}",
         )
     if n_parts > limits.max_parts:
         raise ValidationError(
             field,
-            f"{part_size} gives {n_parts} parts for {file_size} bytes; "
+            f"{format_size(part_size)} parts cut {format_size(file_size)} into {n_parts} parts; "
             f"at most {limits.max_parts} are allowed",
         )
     return part_size

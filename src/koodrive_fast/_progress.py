@@ -156,7 +156,7 @@ class TqdmProgress:
                 desc="hash  " if phase == "hashing" else "upload",
                 unit="B",
                 unit_scale=True,
-                unit_divisor=1024,
+                unit_divisor=1000,  # decimal, like the summary's MB/s
                 file=self._stream,
                 position=len(self._bars),
                 leave=True,

@@ -86,10 +86,12 @@ def parse_rate(text: str) -> int:
 
 
 def format_size(n: float) -> str:
-    """``format_size(8388608) == "8.0 MiB"`` (binary units)."""
+    """Binary units, whole when exact: ``"5 GiB"``, ``"1.5 GiB"``, ``"100 B"``."""
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            if unit == "B" or value == int(value):
+                return f"{value:.0f} {unit}"
+            return f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
