@@ -612,4 +612,4 @@ def test_serve_prints_sessions_and_refreshes(tmp_path: Path) -> None:
     assert proc.returncode == 0
     bad = subprocess.run([sys.executable, "-m", "koodrive_fast._cli", "serve", "--token-ttl", "-5"],
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "token_ttl" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "--token-ttl" in bad.stderr and "Traceback" not in bad.stderr
