@@ -180,7 +180,10 @@ def test_seeded_random_fault_schedule_never_stores_a_wrong_file(tmp_path: Path) 
                 else:
                     size = rng.choice([0, 1, PS - 1, PS, 3 * PS + 5, 9 * PS + 64])
                 path = make_file(tmp_path, size, name=f"u{index}.bin", seed=index)
-                opts = _opts(tmp_path, concurrency=rng.choice([1, 3, 8]))
+                # backoff kept short, but attempts never the limit: a server restart
+                # must be ridden out by time (max_elapsed), as the default policy does
+                opts = _opts(tmp_path, concurrency=rng.choice([1, 3, 8]), retry=RetryPolicy(
+                    backoff_base=0.01, backoff_max=0.25, max_attempts=2000, max_elapsed=120))
                 progress: Optional[Any] = None
                 srv.faults.clear()
                 if kind == "5xx":
