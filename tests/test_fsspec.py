@@ -6,6 +6,7 @@ client's SHA-256-checked download); deletes are checked in the recycle bin.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -19,7 +20,7 @@ import pytest
 fsspec = pytest.importorskip("fsspec")
 
 from _server_helpers import data_of  # noqa: E402
-from koodrive_fast._auth import BearerToken  # noqa: E402
+from koodrive_fast._auth import BearerToken, RefreshingBearerToken, TokenProvider  # noqa: E402
 from koodrive_fast._client import Client  # noqa: E402
 from koodrive_fast._exceptions import ValidationError  # noqa: E402
 from koodrive_fast._fsspec import KooDriveFileSystem  # noqa: E402
@@ -340,3 +341,31 @@ def test_folders_made_on_the_way_appear_in_cached_listings(fs: KooDriveFileSyste
     fs.pipe_file(f"{base}/a/b/c/file", b"deep")
     assert fs.ls(base, detail=False) == [f"{base}/a"]
     assert fs.find(base) == [f"{base}/a/b/c/file"]
+
+
+def test_refreshing_credentials_work_and_pickle(srv: LocalServer, base: str, tmp_path: Path) -> None:
+    """A TokenProvider reading a token file one process renews: the picklable cluster pattern."""
+    token_file = tmp_path / "token"
+    token_file.write_text(srv.new_session()[0])
+    provider = TokenProvider(functools.partial(Path.read_text, token_file), srv.user_id)
+    fs = make_fs(srv, tmp_path, credentials=provider)
+    fs.pipe_file(f"{base}/tok", b"with a provider")
+    # the token is revoked and renewed in the file: one 401, the file read again, the call repeated
+    srv.revoke_token(token_file.read_text())
+    token_file.write_text(srv.new_session()[0])
+    fs.invalidate_cache()
+    assert fs.cat_file(f"{base}/tok") == b"with a provider"
+    assert provider.refresh_count == 2
+    copy = pickle.loads(pickle.dumps(fs))
+    assert isinstance(copy.credentials, TokenProvider) and copy.credentials is not provider
+    srv.revoke_token(token_file.read_text())
+    token_file.write_text(srv.new_session()[0])
+    assert copy.cat_file(f"{base}/tok") == b"with a provider"  # the copy renews on its own
+    assert copy.credentials.refresh_count == 3 and provider.refresh_count == 2
+
+
+def test_a_session_token_refuses_to_be_pickled(srv: LocalServer, tmp_path: Path) -> None:
+    token, session = srv.new_session()
+    fs = make_fs(srv, tmp_path, credentials=RefreshingBearerToken(token, srv.user_id, session_id=session))
+    with pytest.raises(TypeError, match="TokenProvider"):
+        pickle.dumps(fs)
