@@ -1,13 +1,14 @@
 """fsspec's own abstract test-suite (``fsspec.tests.abstract``) run against ``koodrive://``.
 
-The put, get, copy, open and pipe classes run in full on the local server.
-What does not apply (``SKIPPED`` below, with the reason):
+Every test of the put, get, copy, open and pipe classes runs, none skipped
+(137 cases with fsspec 2026.9).  What does not apply:
 
 * ``fsspec.tests.abstract.mv`` holds no abstract class (its tests exercise the
   local filesystem only); ``mv`` is tested in ``test_fsspec.py``.
-* Copy needs no server-side copy job: ``cp_file`` is a download plus a flash
-  upload (KooDrive's copy/move jobs leave ``newFilePath`` undocumented, and the
-  local server runs delete jobs only).
+* The copy tests need no server-side copy: ``cp_file`` downloads and uploads
+  again as a flash upload (KooDrive's copy/move jobs leave ``newFilePath``
+  undocumented, and the local server runs delete jobs only).
+* ``supports_empty_directories`` is True: KooDrive has real folders.
 """
 
 from __future__ import annotations
