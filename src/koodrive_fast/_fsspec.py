@@ -63,6 +63,7 @@ from ._client import AnyCredentials, Client, _check_endpoint
 from ._download import DownloadConfig
 from ._exceptions import (
     CODE_DUPLICATE_NAME,
+    CODE_RESOURCE_MISSING,
     ApiError,
     KooDriveError,
     NotFoundError,
@@ -622,7 +623,7 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
     def _download_url(self, file_id: str) -> str:
         (link,) = self.client.download_urls([file_id], container_id=self.container_id)
         if not link.ok or link.url is None:
-            if link.code is not None and str(link.code) == "13000309":
+            if link.code == CODE_RESOURCE_MISSING:
                 raise FileNotFoundError(file_id)
             raise OSError(f"no download URL for {file_id}: {link.msg}")
         return link.url
