@@ -301,7 +301,7 @@ def test_settings_come_from_the_environment(
 
 
 def test_missing_settings_raise_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV:
+    for name in (*ENV, "KOODRIVE_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValidationError, match="container_id"):
         KooDriveFileSystem(endpoint="http://127.0.0.1:9", token="t", user_id="u",
@@ -399,3 +399,31 @@ def test_put_reports_a_failed_file_and_a_second_put_completes_it(
         assert fs.cat_file(f"{base}/{name}") == data
     # the failed file was resumed from its checkpoint: same server task, now complete
     assert unfinished <= {info["id"] for info in fs.ls(base)}
+
+
+def test_a_profile_with_a_token_command_connects_and_pickles(
+    srv: LocalServer, base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings resolve as the CLI's do (argument > KOODRIVE_* > profile); a copy made by
+    pickling runs the token command again in its own process instead of shipping a lambda."""
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    token_file = tmp_path / "token"
+    token_file.write_text(srv.token + "\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[profile.lab]\n"
+        f'endpoint = "{srv.base_url}"\nuser_id = "{srv.user_id}"\n'
+        f'container_id = "{CONTAINER}"\ntoken_command = "cat {token_file}"\n'
+    )
+    config.chmod(0o600)
+    monkeypatch.setenv("KOODRIVE_CONFIG", str(config))
+    fs = KooDriveFileSystem(profile="lab", client_kwargs={"limits": srv.limits},
+                            upload_options=UploadOptions(checkpoint_dir=tmp_path),
+                            skip_instance_cache=True)
+    assert isinstance(fs.credentials, TokenProvider)
+    fs.pipe_file(f"{base}/profiled", b"via a profile")
+    copy = pickle.loads(pickle.dumps(fs))
+    monkeypatch.setenv("KOODRIVE_CONFIG", os.devnull)  # the copy needs neither file nor profile
+    assert copy.cat_file(f"{base}/profiled") == b"via a profile"
+    assert isinstance(copy.credentials, TokenProvider) and copy.credentials is not fs.credentials

@@ -4,13 +4,14 @@ Install with ``pip install 'koodrive-fast[fsspec]'``; fsspec finds the class
 through the ``fsspec.specs`` entry point, so ``fsspec.open("koodrive:///a/b.csv")``,
 pandas, Dask and PyArrow take ``koodrive://`` paths.
 
-* **Connection:** ``endpoint``, ``token``, ``user_id``, ``container_id``, each
-  falling back to ``KOODRIVE_ENDPOINT``, ``KOODRIVE_TOKEN``,
-  ``KOODRIVE_USER_ID``, ``KOODRIVE_CONTAINER_ID`` (as the CLI);
+* **Connection:** resolved like the CLI's (:mod:`koodrive_fast._profiles`):
+  each of ``endpoint``, ``user_id``, ``container_id`` and the credential
+  (``token``, or ``app_id`` + ``app_secret``, or ``token_command``) comes from
+  the argument, else ``KOODRIVE_*``, else the config-file ``profile``.
   ``credentials=`` (any credential the :class:`~koodrive_fast.Client` takes,
-  e.g. a :class:`~koodrive_fast.TokenProvider`) replaces token and user id;
-  ``client=`` uses an existing client (not closed by the filesystem).
-  Missing settings raise :class:`ValidationError` before any request.
+  e.g. a :class:`~koodrive_fast.TokenProvider`) replaces them; ``client=``
+  uses an existing client (not closed by the filesystem).  Missing or bad
+  settings raise :class:`ValidationError` before any request.
 * **Paths** are slash paths from the space root: ``koodrive:///backups/a.bin``,
   ``koodrive://backups/a.bin`` and ``/backups/a.bin`` are the same file.
 * **Listings** are cached (fsspec's ``dircache``); every write through this
@@ -35,8 +36,11 @@ pandas, Dask and PyArrow take ``koodrive://`` paths.
   flash upload (the server already holds the content: no part is re-sent),
   and ``mv`` is fsspec's copy then ``rm`` (the source goes to the bin).
 * **Pickling** keeps the settings, not the connection: a copy builds its own
-  client when first used (what Dask needs).  A refreshing credential pickles
-  only if it says it can (see :class:`~koodrive_fast.TokenProvider`).
+  client when first used (what Dask needs).  Settings resolved from arguments,
+  environment or a profile travel as values (a ``token_command`` runs again in
+  the copy's process); a ``credentials=`` object must pickle itself (a
+  :class:`~koodrive_fast.TokenProvider` with a picklable callable does, a
+  :class:`~koodrive_fast.RefreshingBearerToken` refuses).
 
 fsspec's abstract test-suite runs against this class on the local server
 (``tests/test_fsspec_abstract.py``, which lists the cases that do not apply).
@@ -72,6 +76,7 @@ from ._exceptions import (
 )
 from ._models import Entry, FileEntry, FolderEntry
 from ._options import UploadOptions
+from ._profiles import resolve
 from ._redact import redact_text
 from ._retry import RetryBudget, is_retryable_status, parse_retry_after
 
@@ -82,18 +87,6 @@ logger = logging.getLogger("koodrive_fast")
 PROTOCOL = "koodrive"
 _ROOT = "/"
 _MAX_JOB_IDS = 1000  # ids per delete job (the client's limit)
-
-
-def _setting(value: Optional[str], env: str, name: str) -> str:
-    """``value``, else the environment variable (the CLI's rule), else ValidationError."""
-    from ._cmd_common import UsageError, setting
-
-    try:
-        found = setting(value, env, name)
-    except UsageError:
-        raise ValidationError(name, f"is required (pass {name}= or set {env})") from None
-    assert found is not None
-    return found
 
 
 def _mtime(text: Optional[str]) -> Optional[float]:
@@ -166,6 +159,10 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
         user_id: Optional[str] = None,
         container_id: Optional[str] = None,
         *,
+        profile: Optional[str] = None,
+        app_id: Optional[str] = None,
+        app_secret: Optional[str] = None,
+        token_command: Optional[str] = None,
         client: Optional[Client] = None,
         credentials: Optional[AnyCredentials] = None,
         upload_options: Optional[UploadOptions] = None,
@@ -175,7 +172,15 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.container_id = _setting(container_id, "KOODRIVE_CONTAINER_ID", "container_id")
+        given = dict(endpoint=endpoint, user_id=user_id, container_id=container_id, token=token,
+                     app_id=app_id, app_secret=app_secret, token_command=token_command)
+        settings = resolve(given, profile=profile)  # argument > KOODRIVE_* > profile, as the CLI
+        settings.require("container_id")
+        assert settings.container_id is not None
+        self.container_id = settings.container_id
+        #: the resolved connection settings a pickled copy is rebuilt from
+        self._connection = {key: getattr(settings, key) for key in given
+                            if getattr(settings, key) is not None}
         if upload_options is not None and not isinstance(upload_options, UploadOptions):
             raise ValidationError("upload_options", "must be an UploadOptions")
         if download_config is not None and not isinstance(download_config, DownloadConfig):
@@ -194,14 +199,15 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
             self._client: Optional[Client] = client
             self.endpoint = client.endpoint
             self.credentials: AnyCredentials = client.credentials
+            self._explicit_credentials = True
         else:
             self._client = None
-            self.endpoint = _setting(endpoint, "KOODRIVE_ENDPOINT", "endpoint")
+            settings.require("endpoint")
+            assert settings.endpoint is not None
+            self.endpoint = settings.endpoint
+            self._explicit_credentials = credentials is not None
             if credentials is None:
-                credentials = BearerToken(
-                    _setting(token, "KOODRIVE_TOKEN", "token"),
-                    _setting(user_id, "KOODRIVE_USER_ID", "user_id"),
-                )
+                credentials = settings.credentials()
             if not isinstance(credentials, (BearerToken, AppCredentials, RefreshableToken)):
                 raise ValidationError("credentials", "must be BearerToken, AppCredentials, "
                                       f"TokenProvider or RefreshingBearerToken, got {type(credentials).__name__}")
@@ -224,10 +230,14 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
 
     def __reduce__(self) -> tuple[Any, ...]:
         options: dict[str, Any] = dict(
-            endpoint=self.endpoint, container_id=self.container_id, credentials=self.credentials,
             upload_options=self.upload_options, download_config=self.download_config,
             max_files=self.max_files, client_kwargs=self._client_kwargs,
         )
+        if self._explicit_credentials:
+            options.update(endpoint=self.endpoint, container_id=self.container_id,
+                           credentials=self.credentials)
+        else:  # the resolved values (a token_command runs again in the copy's process)
+            options.update(self._connection)
         if not self._owns_client and self._client is not None:
             client = self._client
             options["client_kwargs"] = {"limits": client.limits, "retry": client.retry_policy,
