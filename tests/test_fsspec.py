@@ -192,7 +192,7 @@ def test_overwrite_moves_the_old_version_to_the_recycle_bin(fs: KooDriveFileSyst
 
 
 def test_put_recursive_uploads_a_tree_and_get_brings_it_back(
-    fs: KooDriveFileSystem, base: str, tmp_path: Path
+    fs: KooDriveFileSystem, srv: LocalServer, base: str, tmp_path: Path
 ) -> None:
     src = tmp_path / "src"
     files = {
@@ -218,7 +218,9 @@ def test_put_recursive_uploads_a_tree_and_get_brings_it_back(
     assert (out / "empty-dir").is_dir()
     # a second put of the same tree replaces every file (the old versions go to the bin)
     (src / "a" / "one.txt").write_bytes(b"ONE")
+    jobs = srv.stats.api_calls.get("createJob", 0)
     fs.put(str(src) + "/", base + "/", recursive=True)
+    assert srv.stats.api_calls.get("createJob", 0) == jobs + 1  # one job bins every old version
     assert fs.cat_file(f"{base}/a/one.txt") == b"ONE"
     assert len(fs.find(base)) == len(files)
 

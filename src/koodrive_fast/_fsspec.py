@@ -480,27 +480,37 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def _prepare_target(self, rpath: str, mode: str) -> Entry:
-        """The parent folder for a new file at ``rpath`` (created if missing); an
-        existing file there goes to the recycle bin (``mode="create"``: FileExistsError)."""
-        if rpath == _ROOT:
-            raise IsADirectoryError(rpath)
-        existing = self._existing(rpath)
-        if existing is not None:
+    def _prepare_targets(self, targets: Sequence[tuple[str, str]]) -> list[Entry]:
+        """The parent folder of each new file ``(rpath, mode)`` (created if missing).
+
+        Files already at those paths go to the recycle bin, in as few jobs as
+        possible; ``mode="create"`` raises FileExistsError instead, and a
+        folder in the way IsADirectoryError, before anything is changed.
+        """
+        replaced = []
+        for rpath, mode in targets:
+            existing = self._existing(rpath) if rpath != _ROOT else {"type": "directory"}
+            if existing is None:
+                continue
             if existing["type"] == "directory":
                 raise IsADirectoryError(rpath)
             if mode == "create":
                 raise FileExistsError(rpath)
-            self._recycle([existing])
-        parent = self._parent(rpath)
-        self.makedirs(parent, exist_ok=True)
-        return self._folder(parent)
+            replaced.append(existing)
+        if replaced:
+            self._recycle(replaced)
+        parents = []
+        for rpath, _ in targets:
+            parent = self._parent(rpath)
+            self.makedirs(parent, exist_ok=True)
+            parents.append(self._folder(parent))
+        return parents
 
     def _store(self, lpath: str, rpath: str, *, mode: str = "overwrite",
                options: Optional[UploadOptions] = None) -> None:
-        """Upload the local file ``lpath`` to ``rpath`` (see :meth:`_prepare_target`)."""
+        """Upload the local file ``lpath`` to ``rpath`` (see :meth:`_prepare_targets`)."""
         rpath = self._strip_protocol(rpath)
-        parent = self._prepare_target(rpath, mode)
+        (parent,) = self._prepare_targets([(rpath, mode)])
         opts = (options or self.upload_options).replace(auto_rename=3)
         try:
             self.client.upload(lpath, container_id=self.container_id, parent_folder=parent.id,
@@ -551,7 +561,8 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
         if not files:
             return
         opts = self.upload_options.replace(auto_rename=3)
-        targets = [(lpath, r, self._prepare_target(r, mode)) for lpath, r, mode in files]
+        parents = self._prepare_targets([(r, mode) for _, r, mode in files])
+        targets = [(lpath, r, parent) for (lpath, r, _), parent in zip(files, parents)]
         errors: list[tuple[str, BaseException]] = []
         with TransferManager(self.client, opts, max_files=self.max_files) as manager:
             futures = [
