@@ -378,7 +378,7 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
             self.client.create_folder(posixpath.basename(path), container_id=self.container_id,
                                       parent_folder=folder.id)
         except ApiError as exc:
-            raise _as_os_error(exc, path) from None
+            raise _as_os_error(exc, path) from exc
         finally:
             self.invalidate_cache(path)
 
@@ -399,7 +399,7 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
         try:
             self.client.ensure_folder(path, container_id=self.container_id)
         except ApiError as exc:
-            raise _as_os_error(exc, path) from None
+            raise _as_os_error(exc, path) from exc
         finally:  # any missing ancestor may have been created too
             self.invalidate_cache(path)
             for ancestor in _ancestors(path):
@@ -423,7 +423,7 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
             try:
                 job = self.client.delete([i["id"] for i in batch], container_id=self.container_id)
             except ApiError as exc:
-                raise _as_os_error(exc, batch[0]["name"]) from None
+                raise _as_os_error(exc, batch[0]["name"]) from exc
             finally:
                 for info in batch:
                     self.invalidate_cache(info["name"])
@@ -516,7 +516,7 @@ class KooDriveFileSystem(AbstractFileSystem, metaclass=_SkipCacheForObjects):  #
             self.client.upload(lpath, container_id=self.container_id, parent_folder=parent.id,
                                file_name=posixpath.basename(rpath), options=opts)
         except ApiError as exc:
-            raise _as_os_error(exc, rpath) from None
+            raise _as_os_error(exc, rpath) from exc
         finally:
             self.invalidate_cache(rpath)
 
