@@ -432,6 +432,20 @@ class RefreshableToken:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(token='***', user_id={self._user_id!r})"
 
+    # ---- pickling (a copy in another process refreshes on its own)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The token and its times, without the lock or a refresh in progress."""
+        with self._cond:
+            state = dict(self.__dict__)
+        del state["_cond"]
+        state.update(_refreshing=False, _failed=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cond = threading.Condition(threading.Lock())
+
 
 def _no_http(exchange: RefreshExchange) -> RefreshReply:
     raise AuthenticationError(
@@ -541,6 +555,14 @@ class RefreshingBearerToken(RefreshableToken):
     @property
     def session_id(self) -> Optional[str]:
         return self._session_id
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Refused: copies refreshing one session would invalidate each other's token."""
+        raise TypeError(
+            "a RefreshingBearerToken cannot be pickled: copies in several processes would each "
+            "refresh the same session and invalidate each other's token; give each process a "
+            "TokenProvider whose callable reads a token that one process renews"
+        )
 
     def _exchange(self) -> RefreshExchange:
         with self._cond:
