@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fast concurrent multipart uploads to Huawei Cloud KooDrive.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning",
+                        help="library messages shown on stderr (default: warning)")
+    parser.add_argument("--log-file", metavar="PATH",
+                        help="also write library messages (at --log-level, with times) to PATH")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in _COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(subparsers)
@@ -86,18 +90,33 @@ class _OneLineFormatter(logging.Formatter):
 
 
 @contextlib.contextmanager
-def _library_logging() -> Iterator[None]:
-    """While a command runs, the ``koodrive_fast`` logger's warnings go to stderr with the
-    CLI's prefix instead of Python's bare last-resort output."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(logging.WARNING)
-    handler.setFormatter(_OneLineFormatter())
+def _library_logging(level: str = "warning", log_file: Optional[str] = None) -> Iterator[None]:
+    """While a command runs, the ``koodrive_fast`` logger's messages at ``level`` go to
+    stderr with the CLI's prefix (and, with ``log_file``, to that file with times)
+    instead of Python's bare last-resort output.  No message carries a secret."""
+    threshold = getattr(logging, level.upper())
     logger = logging.getLogger("koodrive_fast")
-    logger.addHandler(handler)
+    handlers: list[logging.Handler] = []
+    stderr_handler = logging.StreamHandler(sys.stderr)
+    stderr_handler.setLevel(threshold)
+    stderr_handler.setFormatter(_OneLineFormatter())
+    handlers.append(stderr_handler)
+    if log_file:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setLevel(threshold)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handlers.append(file_handler)
+    previous = logger.level
+    logger.setLevel(min(threshold, previous or logging.WARNING))
+    for handler in handlers:
+        logger.addHandler(handler)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(previous)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -115,7 +134,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ._exceptions import KernelUnavailableError, KooDriveError, ValidationError
 
     try:
-        with _library_logging():
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(_library_logging(args.log_level, args.log_file))
+            except OSError as exc:
+                print_error(f"--log-file: cannot open {args.log_file}: {exc.strerror or exc}")
+                return EXIT_USAGE
             status = func(args)
         return int(status) if status is not None else EXIT_OK
     except CliError as exc:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, Callable
 
 from ._cli import EXIT_USAGE, CliError
 from ._cli import print_error as print_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import Client
+    from ._options import UploadOptions
     from ._localtree import PathFilter
     from ._profiles import ResolvedSettings
 
@@ -65,6 +67,71 @@ class Connection:
             raise UsageError(f"{where}: {exc.rule}") from None
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
+
+    def upload_options(self, **fixed: Any) -> UploadOptions:
+        """:class:`UploadOptions` from the resolved transfer settings (part size,
+        concurrency, retries, timeout, checkpoint dir, bwlimit, auto-rename), plus ``fixed``."""
+        from ._exceptions import ValidationError
+        from ._options import UploadOptions
+        from ._retry import RetryPolicy
+
+        st = self.settings
+        values: dict[str, Any] = {
+            "part_size": st.part_size, "checkpoint_dir": st.checkpoint_dir,
+            "auto_rename": st.auto_rename, "bwlimit": st.bwlimit,
+        }
+        if st.concurrency is not None:
+            values["concurrency"] = st.concurrency
+        if st.timeout is not None:
+            values["timeout"] = st.timeout
+        if st.retries is not None:
+            values["retry"] = RetryPolicy(max_attempts=st.retries + 1)
+        values.update(fixed)
+        try:
+            return UploadOptions(**values)
+        except ValidationError as exc:
+            key = exc.field.rpartition(".")[2]
+            raise UsageError(f"{st.source.get(key, key)}: {exc.rule}") from None
+
+
+def add_transfer_options(parser: Any) -> None:
+    """The knobs every transfer command shares (each also a profile key and a
+    ``KOODRIVE_*`` variable): ``--bwlimit``, ``--retries``, ``--timeout``,
+    ``--checkpoint-dir``, ``--auto-rename``, ``--progress``."""
+    parser.add_argument("--bwlimit", metavar="RATE",
+                        help="at most this rate for the whole run, e.g. 50MB or 400Mbit")
+    parser.add_argument("--retries", metavar="N", help="retries per request after a transient failure")
+    parser.add_argument("--timeout", metavar="SECONDS", help="seconds without progress before a request fails")
+    parser.add_argument("--checkpoint-dir", metavar="DIR", help="where checkpoints (and the sync snapshot) live")
+    parser.add_argument("--auto-rename", metavar="MODE", choices=("2", "3", "4"),
+                        help="on a name clash: 2 rename, 3 fail, 4 reuse identical content")
+    parser.add_argument("--progress", choices=("auto", "bar", "log", "jsonl", "none"), default="auto",
+                        help="auto: a bar on a terminal, else a log line every 10 s; jsonl: JSON events on stdout")
+
+
+def transfer_flags(args: argparse.Namespace) -> dict[str, object]:
+    """The transfer settings given as flags, for :func:`connection_from_args`."""
+    return {
+        "bwlimit": getattr(args, "bwlimit", None), "retries": getattr(args, "retries", None),
+        "timeout": getattr(args, "timeout", None), "checkpoint_dir": getattr(args, "checkpoint_dir", None),
+        "auto_rename": getattr(args, "auto_rename", None),
+    }
+
+
+def progress_reporter(mode: str, *, quiet: bool, label: str = "") -> tuple[Any, Callable[[], None]]:
+    """(progress callback or None, close) for ``--progress``: a bar on a terminal, log
+    lines when stderr is not one (cron, CI), JSON Lines on stdout, or nothing."""
+    from ._progress import JsonlProgress, LogProgress, TqdmProgress
+
+    if quiet or mode == "none":
+        return None, lambda: None
+    if mode == "jsonl":
+        return JsonlProgress(sys.stdout, extra={"path": label} if label else None), lambda: None
+    if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
+        bar = TqdmProgress(enabled=True)
+        return bar, bar.close
+    return LogProgress(label=label, write=lambda line: print(f"koodrive-fast: {line}", file=sys.stderr,
+                                                             flush=True)), lambda: None
 
 
 def add_profile_option(parser: Any) -> None:

@@ -17,10 +17,12 @@ from typing import Any
 from ._cmd_common import (
     UsageError,
     add_connection_options,
+    add_transfer_options,
     add_filter_options,
     connection_from_args,
     path_filter_from_args,
     print_error,
+    transfer_flags,
 )
 
 __all__ = ["add_parser", "run"]
@@ -66,11 +68,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--delete", action="store_true",
                    help="move remote files absent locally to the recycle bin (never permanently)")
     p.add_argument("--json", action="store_true", help="JSON Lines: one object per path, then a summary")
-    p.add_argument("--concurrency", type=_positive, default=8, help="part uploads in flight (default 8)")
+    p.add_argument("--concurrency", type=_positive, help="part uploads in flight (default 8)")
     p.add_argument("--files", type=_positive, default=4, help="files in flight (default 4)")
     p.add_argument("--part-size", type=_size, help="part size, e.g. 16MiB (default: auto)")
     p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links (default: skip them)")
-    p.add_argument("--checkpoint-dir", help="where checkpoints and the sync snapshot live")
+    add_transfer_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -119,17 +121,14 @@ class _Bar:
 
 def run(args: argparse.Namespace) -> int:
     from ._exceptions import KooDriveError
-    from ._options import UploadOptions
     from ._progress import ProgressEvent
     from ._sync import SyncItem, sync
 
     try:
-        conn = connection_from_args(args)
+        conn = connection_from_args(args, part_size=args.part_size, concurrency=args.concurrency,
+                                    **transfer_flags(args))
         filters = path_filter_from_args(args)
-        options = UploadOptions(
-            concurrency=args.concurrency, part_size=args.part_size,
-            checkpoint_dir=args.checkpoint_dir,
-        )
+        options = conn.upload_options()
         client = conn.client()
     except UsageError as exc:
         print_error(f"sync: {exc}")
@@ -138,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print_error(f"sync: {exc}")
         return EXIT_USAGE
 
-    bar = _Bar(enabled=not args.no_progress and not args.json)
+    bar = _Bar(enabled=not args.no_progress and not args.json and args.progress in ("auto", "bar"))
     out_lock = threading.Lock()
 
     def on_item(item: SyncItem) -> None:

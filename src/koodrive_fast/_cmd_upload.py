@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ._cmd_common import UsageError as _UsageError
-from ._cmd_common import add_connection_options
+from ._cmd_common import add_connection_options, add_transfer_options, progress_reporter, transfer_flags
 from ._cmd_common import connection_from_args as _connection
 from ._cmd_common import print_error as _error
 from ._sizes import format_size, parse_size
@@ -81,8 +81,9 @@ def add_parser(subparsers: Any) -> None:
         "--no-rapid", dest="rapid", action="store_const", const=False,
         help="never wait for the whole-file hash",
     )
+    add_transfer_options(up)
     up.add_argument("--json", action="store_true", help="print one JSON object")
-    up.add_argument("--no-progress", action="store_true", help="no progress bars")
+    up.add_argument("--no-progress", action="store_true", help="no progress bars (--progress none)")
     up.set_defaults(func=run)
 
     demo = subparsers.add_parser(
@@ -126,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     from ._exceptions import KooDriveError, ValidationError
     from ._planner import validate_part_size
 
-    conn = _connection(args, part_size=args.part_size, concurrency=args.concurrency)
+    conn = _connection(args, part_size=args.part_size, concurrency=args.concurrency,
+                       **transfer_flags(args))
     settings = conn.settings
     size = readable_file_size(args.file)
     if settings.part_size is not None:
@@ -135,23 +137,12 @@ def run(args: argparse.Namespace) -> int:
         except ValidationError as exc:
             raise _UsageError(str(exc)) from None
 
-    from ._options import UploadOptions
-    from ._progress import TqdmProgress
     from ._upload import upload_file
 
+    options = conn.upload_options(resume=not args.no_resume, rapid=args.rapid)
     client = conn.client()
-    try:
-        options = UploadOptions(
-            part_size=settings.part_size, resume=not args.no_resume, rapid=args.rapid,
-            checkpoint_dir=settings.checkpoint_dir, auto_rename=settings.auto_rename,
-        )  # retries, timeout, bwlimit: resolved in settings, wired by the engine's options
-        if settings.concurrency is not None:
-            options = options.replace(concurrency=settings.concurrency)
-    except (ValueError, TypeError) as exc:
-        client.close()
-        raise _UsageError(str(exc)) from None
     container_id = conn.container_id
-    bar = TqdmProgress(enabled=not args.no_progress)
+    progress, close_progress = progress_reporter(args.progress, quiet=args.no_progress, label=args.file)
     try:
         with client:
             result = upload_file(
@@ -161,21 +152,21 @@ def run(args: argparse.Namespace) -> int:
                 container_id=container_id,
                 file_name=args.name,
                 options=options,
-                progress=bar,
+                progress=progress,
             )
     except ValidationError as exc:
-        bar.close()
+        close_progress()
         _error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        bar.close()
+        close_progress()
         _error("interrupted; run the same command again to resume")
         return 130
     except (KooDriveError, OSError) as exc:
-        bar.close()
+        close_progress()
         _error(f"upload failed: {exc}")
         return EXIT_FAILED
-    bar.close()
+    close_progress()
     if args.json:
         print(json.dumps(_result_json(result), separators=(",", ":")))
     else:
