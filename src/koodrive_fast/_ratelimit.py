@@ -3,8 +3,9 @@
 ``--bwlimit`` / ``UploadOptions.bwlimit`` caps the bytes per second that a
 whole run hands to the network, across all its part senders and files.  A
 sender takes tokens for each chunk before sending it; the bucket refills at
-``rate`` bytes per second and holds at most ``burst`` (one second's worth by
-default), so short stalls are not made up by a burst.
+``rate`` bytes per second and holds at most ``burst`` (a quarter second's
+worth by default), so short stalls are not made up by a burst and even a
+short run keeps close to the rate.
 Time comes from the injected :class:`~koodrive_fast._clock.Clock`.
 """
 
@@ -25,7 +26,7 @@ class TokenBucket:
         if not rate > 0:
             raise ValueError("rate must be > 0")
         self.rate = float(rate)
-        self.burst = float(burst if burst is not None else rate)
+        self.burst = float(burst if burst is not None else rate / 4)
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens = self.burst
