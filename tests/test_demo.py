@@ -14,6 +14,8 @@ def test_demo_uploads_downloads_and_verifies(capsys: pytest.CaptureFixture[str])
     assert main(["demo", "--size", "12MiB", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "verified: sha256" in out
+    assert "emulated link: 1 Gbit/s" in out  # the comparison runs where it is fair
+    assert "takes about as long as the slower of the two" in out
     assert "pipelined (ours)" in out and "hash, then upload" in out
     assert "baseline sha256 matches" in out
 
