@@ -246,8 +246,9 @@ def _report_cold(rows: list[dict[str, Any]], size: int, args: argparse.Namespace
 def _report(rows: list[dict[str, Any]], size: int, args: argparse.Namespace, rate: str) -> None:
     by_mode = {r["mode"]: r for r in rows}
     digests = {r["digest"] for r in rows if r["mode"] in MODES}
+    agree = f", digests agree: {len(digests) == 1}" if digests else ""
     print(f"\nlink {rate}: size {size / 2**30:.2f} GiB, part size {args.part_size / 2**20:.0f} MiB, "
-          f"concurrency {args.concurrency}, digests agree: {len(digests) == 1}")
+          f"concurrency {args.concurrency}{agree}")
     print("| mode | wall s (median) | runs | MB/s | client peak RSS MiB | client CPU s/GiB | server CPU s/GiB |")
     print("|---|---:|---|---:|---:|---:|---:|")
     for r in rows:
