@@ -37,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Sequence, Union
 
 from ._checkpoint import default_checkpoint_dir
 from ._contexts import part_contexts
@@ -53,8 +53,9 @@ from ._validate import check_str
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import Client
+    from ._dask import DaskOptions
 
-__all__ = ["sync", "SyncItem", "SyncResult", "SyncAction"]
+__all__ = ["sync", "plan_sync", "SyncPlan", "SyncItem", "SyncResult", "SyncAction"]
 
 logger = logging.getLogger("koodrive_fast")
 
@@ -167,6 +168,25 @@ def _parent_of(rel: str) -> str:
     return rel.rpartition("/")[0]
 
 
+@dataclasses.dataclass
+class SyncPlan:
+    """What the planning half of a sync decided, for the acting half (uploads).
+
+    ``uploads`` holds (file, digest known from the snapshot, remote file to
+    replace); ``folder_ids`` maps each relative folder path to its remote id.
+    """
+
+    local: LocalTree
+    remote: Optional[RemoteTree]
+    folder_ids: dict[str, str]
+    uploads: list[tuple[LocalFile, Optional[str], Optional[FileEntry]]]
+    created: list[str]
+    hashed: int
+
+    def folder_of(self, item: LocalFile) -> str:
+        return self.folder_ids[_parent_of(item.rel_path)]
+
+
 def sync(
     client: Client,
     local_dir: PathLike,
@@ -183,6 +203,8 @@ def sync(
     on_item: Optional[Callable[[SyncItem], object]] = None,
     progress: Optional[ProgressCallback] = None,
     manager: Optional[TransferManager] = None,
+    dask_client: Optional[Any] = None,
+    dask_options: Optional[DaskOptions] = None,
 ) -> SyncResult:
     """Sync ``local_dir`` into the remote folder ``remote_folder`` (``/a/b``); see the module doc.
 
@@ -192,6 +214,10 @@ def sync(
     each :class:`SyncItem` as it is decided (from several threads, one at a
     time); ``progress`` receives every file's upload events.  Bad arguments
     raise :class:`ValidationError` before any request.
+
+    ``dask_client`` (a ``distributed.Client``): plan here, upload on the
+    cluster's workers (:mod:`koodrive_fast._dask`, tuned by ``dask_options``);
+    ``progress`` then receives ``uploading`` events aggregated per worker.
     """
     started = time.monotonic()
     opts = options if options is not None else UploadOptions()
@@ -201,36 +227,59 @@ def sync(
     container = check_str(container_id, "container_id")
     if not isinstance(files, int) or isinstance(files, bool) or not 1 <= files <= 64:
         raise ValidationError("files", f"must be an int in 1..64, got {files!r}")
+    if dask_client is not None and manager is not None:
+        raise ValidationError("manager", "cannot be combined with dask_client (each worker has its own)")
+    if dask_client is not None:
+        from ._dask import check_dask_client
+
+        check_dask_client(dask_client)
     local = scan_tree(local_dir, filters=filters, follow_symlinks=follow_symlinks)
     own_snapshot = snapshot is None
     if snapshot is None:
         snapshot = _open_snapshot(opts)
     report = _Reporter(on_item)
-    hashed = [0]
     sent = [0]
-    created: list[str] = []
     try:
-        for entry in local.skipped:
-            failed = entry.kind in ("forbidden", "error")
-            report(SyncItem(entry.rel_path, "failed" if failed else "skipped",
-                            error=entry.reason if failed else None,
-                            note=None if failed else f"{entry.kind}: {entry.reason}"))
-        root, remote = _remote_side(client, root_path, container, create=not dry_run)
-        folder_ids = _ensure_folders(client, local, remote, root, container, dry_run, created)
-        uploads = _decide(local, remote, snapshot, dry_run, report, hashed)
+        plan = plan_sync(client, local, root_path, container, snapshot, dry_run, report)
         if dry_run:
-            for item, _digest, _old in uploads:
+            for item, _digest, _old in plan.uploads:
                 report(SyncItem(item.rel_path, "would-upload", item.identity.size))
+        elif dask_client is not None:
+            from ._dask import upload_plan_on_dask
+
+            _recycle_replaced(client, plan.uploads, container)
+            sent[0] = upload_plan_on_dask(
+                dask_client, client, plan, container=container, options=opts, files=files,
+                snapshot=snapshot, report=report, progress=progress, dask_options=dask_options,
+            )
         else:
-            _upload_all(client, uploads, folder_ids, container, opts, files, snapshot,
+            _upload_all(client, plan.uploads, plan.folder_ids, container, opts, files, snapshot,
                         report, sent, progress, manager)
-        if delete and remote is not None:
-            _delete_absent(client, local, remote, container, filters, dry_run, report)
+        if delete and plan.remote is not None:
+            _delete_absent(client, local, plan.remote, container, filters, dry_run, report)
     finally:
         if own_snapshot and snapshot is not None:
             snapshot.close()
-    return SyncResult(tuple(report.items), tuple(created), hashed[0], sent[0],
+    return SyncResult(tuple(report.items), tuple(plan.created), plan.hashed, sent[0],
                       time.monotonic() - started, dry_run)
+
+
+def plan_sync(
+    client: Client, local: LocalTree, root_path: str, container: str,
+    snapshot: Optional[Snapshot], dry_run: bool, report: Callable[[SyncItem], None],
+) -> SyncPlan:
+    """The planning half: remote listing, folders created (unless ``dry_run``), skips reported."""
+    for entry in local.skipped:
+        failed = entry.kind in ("forbidden", "error")
+        report(SyncItem(entry.rel_path, "failed" if failed else "skipped",
+                        error=entry.reason if failed else None,
+                        note=None if failed else f"{entry.kind}: {entry.reason}"))
+    root, remote = _remote_side(client, root_path, container, create=not dry_run)
+    created: list[str] = []
+    folder_ids = _ensure_folders(client, local, remote, root, container, dry_run, created)
+    hashed = [0]
+    uploads = _decide(local, remote, snapshot, dry_run, report, hashed)
+    return SyncPlan(local, remote, folder_ids, uploads, created, hashed[0])
 
 
 def _open_snapshot(opts: UploadOptions) -> Optional[Snapshot]:
@@ -284,7 +333,7 @@ def _ensure_folders(
 
 def _decide(
     local: LocalTree, remote: Optional[RemoteTree], snapshot: Optional[Snapshot], dry_run: bool,
-    report: _Reporter, hashed: list[int],
+    report: Callable[[SyncItem], None], hashed: list[int],
 ) -> list[tuple[LocalFile, Optional[str], Optional[FileEntry]]]:
     """Report skips; return (file, known digest, remote file to replace) for each upload."""
     uploads: list[tuple[LocalFile, Optional[str], Optional[FileEntry]]] = []
@@ -311,6 +360,15 @@ def _decide(
     return uploads
 
 
+def _recycle_replaced(
+    client: Client, uploads: Sequence[tuple[LocalFile, Optional[str], Optional[FileEntry]]], container: str,
+) -> None:
+    """Replaced files go to the recycle bin first (recoverable), in batches."""
+    stale = [there.id for _, _, there in uploads if there is not None]
+    for start in range(0, len(stale), _DELETE_BATCH):
+        client.delete(stale[start : start + _DELETE_BATCH], container_id=container)
+
+
 def _upload_all(
     client: Client,
     uploads: Sequence[tuple[LocalFile, Optional[str], Optional[FileEntry]]],
@@ -326,10 +384,7 @@ def _upload_all(
 ) -> None:
     if not uploads:
         return
-    # replaced files go to the recycle bin first (recoverable), in batches
-    stale = [there.id for _, _, there in uploads if there is not None]
-    for start in range(0, len(stale), _DELETE_BATCH):
-        client.delete(stale[start : start + _DELETE_BATCH], container_id=container)
+    _recycle_replaced(client, uploads, container)
     own = manager is None
     mgr = manager or TransferManager(client, opts, workers=opts.concurrency, max_files=files)
     lock = threading.Lock()
