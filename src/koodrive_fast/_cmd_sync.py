@@ -74,6 +74,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links (default: skip them)")
     add_transfer_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS",
+                   help="upload on a Dask cluster (e.g. tcp://host:8786); plan here, files sharded "
+                        "across its workers; LOCAL_DIR and --checkpoint-dir must be on storage every "
+                        "worker sees at the same path (needs koodrive-fast[dask])")
+    p.add_argument("--max-parts-in-flight", type=_positive, metavar="N",
+                   help="with --dask-scheduler: part uploads in flight in the whole cluster "
+                        "(default: --concurrency per worker, every worker)")
     p.set_defaults(func=run)
 
 
@@ -137,6 +144,28 @@ def run(args: argparse.Namespace) -> int:
         print_error(f"sync: {exc}")
         return EXIT_USAGE
 
+    dask_client: Any = None
+    dask_options: Any = None
+    if args.dask_scheduler:
+        try:
+            import importlib
+
+            distributed: Any = importlib.import_module("distributed")
+        except ImportError:
+            print_error("sync: --dask-scheduler needs Dask: pip install 'koodrive-fast[dask]'")
+            return EXIT_USAGE
+        from ._dask import DaskOptions
+
+        try:
+            dask_options = DaskOptions(max_parts_in_flight=args.max_parts_in_flight)
+            dask_client = distributed.Client(args.dask_scheduler, timeout=30)
+        except (OSError, TimeoutError, ValueError) as exc:
+            print_error(f"sync: cannot reach the Dask scheduler {args.dask_scheduler}: {exc}")
+            return EXIT_USAGE
+    elif args.max_parts_in_flight is not None:
+        print_error("sync: --max-parts-in-flight needs --dask-scheduler")
+        return EXIT_USAGE
+
     bar = _Bar(enabled=not args.no_progress and not args.json and args.progress in ("auto", "bar"))
     out_lock = threading.Lock()
 
@@ -169,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
                 client, args.local_dir, args.remote_folder, container_id=conn.container_id,
                 options=options, filters=filters, delete=args.delete, dry_run=args.dry_run,
                 follow_symlinks=args.follow_symlinks, files=args.files, on_item=on_item,
-                progress=on_progress,
+                progress=on_progress, dask_client=dask_client,
+                dask_options=dask_options,
             )
     except KeyboardInterrupt:
         bar.close()
@@ -179,6 +209,9 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         print_error(f"sync: {exc}")
         return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_FAILED
+    finally:
+        if dask_client is not None:
+            dask_client.close()
     bar.close()
     summary = result.summary()
     if args.json:

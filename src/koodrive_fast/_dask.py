@@ -126,6 +126,19 @@ def check_dask_client(dask_client: object) -> None:
         raise ValidationError("dask_client", f"must be a distributed.Client, got {type(dask_client).__name__}")
 
 
+def check_cluster_options(options: UploadOptions) -> None:
+    """A cluster sync needs checkpoints on shared storage: ``checkpoint_dir`` named, ``resume`` on.
+
+    Without them a file whose worker died after sending ``complete`` could be
+    sent again as a second copy by the worker that takes over.
+    """
+    if options.checkpoint_dir is None:
+        raise ValidationError("UploadOptions.checkpoint_dir",
+                              "required with a Dask cluster: a directory every worker sees at the same path")
+    if not options.resume:
+        raise ValidationError("UploadOptions.resume", "must be True with a Dask cluster (takeover resumes)")
+
+
 @dataclasses.dataclass(frozen=True)
 class DaskOptions:
     """How a sync spreads over the cluster.
@@ -227,19 +240,16 @@ class _TokenRelay:
             self._last = header
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self._poll):
             try:
-                try:
-                    rejected: Optional[str] = self._requests.get(timeout=self._poll)
-                except (TimeoutError, OSError):
-                    rejected = None
-                if not self._stop.is_set():
-                    self._refresh(rejected)
+                # every worker that got a 401 names the token it sent; one refresh serves all
+                rejected = set(self._requests.get(batch=True))
+                for header in rejected or {None}:
+                    self._refresh(header)
             except Exception as exc:  # logged; workers keep the current token meanwhile
                 if self._stop.is_set():
                     return
                 logger.warning("token relay: %s: %s", type(exc).__name__, exc)
-                self._stop.wait(self._poll)
 
     def close(self) -> None:
         self._stop.set()
@@ -468,17 +478,15 @@ def upload_plan_on_dask(
                 workers=[addresses[index % len(addresses)]], allow_other_workers=True,
                 key=f"{run}-shard-{index}",
             ))
-        while True:
-            finished = all(f.done() for f in futures)
+        while True:  # ends when every shard has ended; each round waits at most _POLL_SECONDS
             try:
-                handle(events.get(timeout=_POLL_SECONDS))
+                distributed.wait(futures, timeout=_POLL_SECONDS)
             except TimeoutError:
                 pass
-            for message in events.get(batch=True):
+            finished = all(f.done() for f in futures)
+            for message in events.get(batch=True):  # a shard puts before it returns
                 handle(message)
-            if finished and all(f.done() for f in futures):
-                for message in events.get(batch=True):  # nothing can arrive after this
-                    handle(message)
+            if finished:
                 break
         for future, group in zip(futures, groups):
             if future.status == "finished":

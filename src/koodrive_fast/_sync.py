@@ -230,9 +230,10 @@ def sync(
     if dask_client is not None and manager is not None:
         raise ValidationError("manager", "cannot be combined with dask_client (each worker has its own)")
     if dask_client is not None:
-        from ._dask import check_dask_client
+        from ._dask import check_cluster_options, check_dask_client
 
         check_dask_client(dask_client)
+        check_cluster_options(opts)
     local = scan_tree(local_dir, filters=filters, follow_symlinks=follow_symlinks)
     own_snapshot = snapshot is None
     if snapshot is None:
