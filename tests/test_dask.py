@@ -256,3 +256,27 @@ def test_cli_sync_dask_scheduler(
     assert lines[-1]["summary"] and lines[-1]["counts"] == {"uploaded": 3}
     with srv.client() as client:
         _assert_remote_equals(client, local, tmp_path)
+
+
+def test_dask_stays_optional(tmp_path: Path) -> None:
+    """Importing the package (and the Dask module) never imports distributed; without it,
+    asking for a cluster is a ValidationError naming the extra, before any request."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import koodrive_fast, koodrive_fast._dask, koodrive_fast._sync\n"
+        "assert 'distributed' not in sys.modules, 'imported eagerly'\n"
+        "sys.modules['distributed'] = None  # as if not installed\n"
+        "from koodrive_fast import ValidationError, sync\n"
+        "from koodrive_fast._auth import BearerToken\n"
+        "from koodrive_fast._client import Client\n"
+        "with Client('http://127.0.0.1:9', BearerToken('t', 'u')) as c:\n"
+        "    try:\n"
+        f"        sync(c, {str(tmp_path)!r}, '/x', container_id='s', dask_client=object())\n"
+        "    except ValidationError as exc:\n"
+        "        print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "koodrive-fast[dask]" in out.stdout

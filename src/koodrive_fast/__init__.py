@@ -80,6 +80,8 @@ _EXPORTS: dict[str, str] = {
     "sync": "._sync",
     "SyncItem": "._sync",
     "SyncResult": "._sync",
+    "DaskOptions": "._dask",
+    "upload_on_dask": "._dask",
     "UploadFuture": "._manager",
     "TransferProgress": "._manager",
     "ProgressEvent": "._progress",
@@ -167,5 +169,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from ._options import UploadOptions
     from ._source import FileIdentity
     from ._sync import SyncItem, SyncResult, sync
+    from ._dask import DaskOptions, upload_on_dask
 
     backend: str

@@ -254,10 +254,7 @@ class _TokenRelay:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self._poll + 30)
-        try:
-            self._published.delete()
-        except Exception:  # the scheduler may be gone
-            pass
+        _forget_quietly(self._published.delete, self._requests.close)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,8 +466,8 @@ def upload_plan_on_dask(
         report(SyncItem(rel, value["action"], value["bytes"], sha, value.get("file_id"),
                         error=value.get("error"), note=value.get("note")))
 
+    futures: list[Any] = []
     try:
-        futures = []
         for index, group in enumerate(groups):
             job = _ShardJob(run, index, connection, container, options, files)
             futures.append(dask_client.submit(
@@ -496,15 +493,30 @@ def upload_plan_on_dask(
                 if entries[i].rel_path not in seen:
                     handle(("item", dict(path=entries[i].rel_path, action="failed", bytes=entries[i].size,
                                          error=f"the worker's shard failed: {type(error).__name__}: {error}")))
+    except BaseException:  # the driver gives up (Ctrl-C, a lost scheduler): so do the shards
+        _cancel_quietly(dask_client, futures)
+        raise
     finally:
         if relay is not None:
             relay.close()
-        for index in range(len(groups)):
-            try:
-                distributed.Event(f"{run}-shard-{index}", client=dask_client).clear()
-            except Exception:
-                pass
+        _forget_quietly(events.close, *(
+            distributed.Event(f"{run}-shard-{index}", client=dask_client).clear
+            for index in range(len(groups))
+        ))
     return sent[0]
+
+
+def _cancel_quietly(dask_client: Any, futures: Sequence[Any]) -> None:
+    _forget_quietly(lambda: dask_client.cancel(list(futures)))
+
+
+def _forget_quietly(*cleanups: Callable[[], object]) -> None:
+    """Run each cleanup of the scheduler's state; the scheduler may already be gone."""
+    for cleanup in cleanups:
+        try:
+            cleanup()
+        except Exception as exc:
+            logger.debug("dask cleanup failed: %s", exc)
 
 
 # ---------------------------------------------------------------------------- one file, many hosts
@@ -650,17 +662,21 @@ def upload_on_dask(
     assert broker.file_id is not None
     run = f"koodrive-file-{uuid.uuid4().hex}"
     relay = _relay_for(client, dask_client, run, 1.0)
+    futures: list[Any] = []
     try:
         job = _PartsJob(_Connection.of(client, relay), source_path, size, identity.mtime_ns,
                         broker.file_id, broker.upload_id, name, parent, container, opts)
         per = -(-len(parts) // count)
-        futures = [
+        futures += [
             dask_client.submit(_put_parts, job, parts[start : start + per], pure=False,
                                workers=[addresses[n]], allow_other_workers=True,
                                key=f"{run}-parts-{n}")
             for n, start in enumerate(range(0, len(parts), per))
         ]
         sent = sum(dask_client.gather(futures))
+    except BaseException:
+        _cancel_quietly(dask_client, futures)
+        raise
     finally:
         if relay is not None:
             relay.close()
