@@ -26,6 +26,10 @@ that changes mid-upload): it is reported and the rest goes on.  A killed sync
 run again finishes the rest: finished files are skipped through the
 snapshot and the listing, half-sent files resume from their checkpoints.
 ``dry_run`` reads and lists but changes nothing, remote or local.
+
+The two halves are separate (:func:`plan_sync`, then the uploads), so the
+acting half can also run on a Dask cluster (``dask_client``:
+:mod:`koodrive_fast._dask`) after planning once here.
 """
 
 from __future__ import annotations
