@@ -195,6 +195,16 @@ class RelayedToken(RefreshableToken):
         self._relay_name = relay_name
 
     def _obtain(self, send: SendRefresh) -> IssuedToken:
+        try:
+            return self._from_driver()
+        except KooDriveError:
+            raise
+        except Exception as exc:  # the scheduler unreachable, a timeout: no token
+            raise AuthenticationError(
+                None, f"no token from the driver: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _from_driver(self) -> IssuedToken:
         distributed = _distributed()
         dask = distributed.get_client()
         published = distributed.Variable(f"{self._relay_name}-token", client=dask)
