@@ -107,7 +107,8 @@ def _library_logging(level: str = "warning", log_file: Optional[str] = None) -> 
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         handlers.append(file_handler)
     previous = logger.level
-    logger.setLevel(min(threshold, previous or logging.WARNING))
+    if logger.getEffectiveLevel() > threshold:  # lower it for --log-level; never raise it
+        logger.setLevel(threshold)
     for handler in handlers:
         logger.addHandler(handler)
     try:
