@@ -140,3 +140,30 @@ def test_jsonl_progress_parses_and_holds_no_secret() -> None:
     assert records[-1]["uploaded"] == 1000 and records[-1]["path"] == "a.bin"
     assert 3 <= len(records) <= 6  # throttled to about one a second of (virtual) time
     assert all(set(r) >= {"event", "phase", "total", "hashed", "uploaded", "rate", "eta"} for r in records)
+
+
+def test_resumed_share_is_not_a_rate() -> None:
+    """Honest reports: what an earlier run stored starts the bar and the log line, but
+    never counts as bytes moved now (the bar once showed 4.6 GB/s on a resume)."""
+    import io
+
+    from koodrive_fast._progress import LogProgress, TqdmProgress
+
+    now = [0.0]
+    lines: list[str] = []
+    log = LogProgress(interval=1, write=lines.append, monotonic=lambda: now[0])
+    log(ProgressEvent("uploading", 900, 1000, resumed=True))
+    now[0] = 10
+    log(ProgressEvent("uploading", 100, 1000))
+    assert "(0.0 MB/s" in lines[-1]  # 100 B in 10 s, not 1000 B
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    with TqdmProgress(stream=Tty()) as bars:
+        bars(ProgressEvent("uploading", 900, 1000, resumed=True))
+        bar = bars._bars["uploading"]
+        assert bar.n == 900 and bar.initial == 900
+        bars(ProgressEvent("uploading", 100, 1000))
+        assert bar.n == 1000

@@ -325,7 +325,7 @@ class FileUpload:
             self._start_scan(source, known, windowed=not hash_whole_first)
         else:
             self._scan_start_part = self.n_parts
-            self.progress.emit("hashing", self.size)
+            self.progress.emit("hashing", self.size, resumed=True)
         if hash_whole_first and self._scan is not None:
             digest = self._wait_for_scan()
         if digest is not None:
@@ -354,7 +354,7 @@ class FileUpload:
         writer.flush(force=True)
         self._done = set(done_before)
         resumed_bytes = sum(self.parts[n - 1].part_size for n in self._done)
-        self.progress.emit("uploading", resumed_bytes)
+        self.progress.emit("uploading", resumed_bytes, resumed=bool(resumed_bytes))
         self._ready = collections.deque(
             p.part_number for p in self.parts
             if (p.part_number == 1 or p.hash_ctx is not None) and p.part_number not in self._done
@@ -457,7 +457,7 @@ class FileUpload:
         )
         self._scan = scan
         if start:
-            self.progress.emit("hashing", start)
+            self.progress.emit("hashing", start, resumed=True)
         scan.start_fd(source.fd, start)
 
     def _allowed_end(self) -> int:

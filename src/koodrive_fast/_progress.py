@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import sys
 import threading
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Callable, Literal, Optional
 
 __all__ = [
     "ProgressEvent",
@@ -40,7 +40,8 @@ __all__ = [
 logger = logging.getLogger("koodrive_fast")
 
 #: the phases, in the order an upload goes through them
-PHASES = ("hashing", "uploading", "completing", "done")
+Phase = Literal["hashing", "uploading", "completing", "done"]
+PHASES: tuple[Phase, ...] = ("hashing", "uploading", "completing", "done")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,13 +53,16 @@ class ProgressEvent:
     negative for ``"uploading"`` when a part is retried).  ``total``: the file
     size.  ``part_number``: the part concerned, when there is one.
     ``rapid_upload``: True on the ``"done"`` event of a flash-upload hit.
+    ``resumed``: True on the event that counts what an earlier run had already
+    hashed or stored (no time was spent on it now: not a rate).
     """
 
-    phase: str
+    phase: Phase
     delta: int
     total: int
     part_number: Optional[int] = None
     rapid_upload: bool = False
+    resumed: bool = False
 
 
 ProgressCallback = Callable[[ProgressEvent], Any]
@@ -82,24 +86,28 @@ class ProgressDispatcher:
 
     def emit(
         self,
-        phase: str,
+        phase: Phase,
         delta: int = 0,
         *,
         part_number: int | None = None,
         rapid_upload: bool = False,
+        resumed: bool = False,
     ) -> None:
         with self._lock:
             self._sums[phase] = self._sums.get(phase, 0) + delta
             if self._callback is None:
                 return
             last = self._pending[-1] if self._pending else None
-            if last is not None and last.phase == phase and delta and last.delta and not rapid_upload:
+            if (last is not None and last.phase == phase and delta and last.delta
+                    and not rapid_upload and not resumed and not last.resumed):
                 self._pending[-1] = dataclasses.replace(
                     last, delta=last.delta + delta,
                     part_number=part_number if part_number == last.part_number else None,
                 )
             else:
-                self._pending.append(ProgressEvent(phase, delta, self._total, part_number, rapid_upload))
+                self._pending.append(
+                    ProgressEvent(phase, delta, self._total, part_number, rapid_upload, resumed)
+                )
             if self._delivering:
                 return  # the thread delivering now will deliver this one too
             self._delivering = True
@@ -145,7 +153,7 @@ class TqdmProgress:
         self._bars: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def _bar(self, phase: str, total: int) -> Any:
+    def _bar(self, phase: str, total: int, initial: int = 0) -> Any:
         bar = self._bars.get(phase)
         if bar is None:
             import importlib
@@ -158,6 +166,7 @@ class TqdmProgress:
                 unit_scale=True,
                 unit_divisor=1000,  # decimal, like the summary's MB/s
                 file=self._stream,
+                initial=initial,
                 position=len(self._bars),
                 leave=True,
                 dynamic_ncols=True,
@@ -171,7 +180,11 @@ class TqdmProgress:
             return
         with self._lock:
             if event.phase in ("hashing", "uploading") and event.delta:
-                self._bar(event.phase, event.total).update(event.delta)
+                if event.resumed and event.phase not in self._bars:
+                    # an earlier run's share starts the bar: not counted in its rate
+                    self._bar(event.phase, event.total, initial=event.delta)
+                else:
+                    self._bar(event.phase, event.total).update(event.delta)
             elif event.phase == "done" and event.rapid_upload:
                 bar = self._bar("uploading", event.total)
                 bar.set_postfix_str("flash upload: nothing to send")
@@ -197,6 +210,7 @@ class ProgressTotals:
         self.total = 0
         self.hashed = 0
         self.uploaded = 0
+        self.resumed = 0  # uploaded by an earlier run: not part of this run's rate
         self.phase = "hashing"
 
     def add(self, event: ProgressEvent) -> None:
@@ -206,10 +220,12 @@ class ProgressTotals:
             self.hashed += event.delta
         elif event.phase == "uploading":
             self.uploaded += event.delta
+            if event.resumed:
+                self.resumed += event.delta
 
     def snapshot(self, now: float) -> dict[str, Any]:
         elapsed = max(1e-9, now - self.started)
-        rate = self.uploaded / elapsed
+        rate = (self.uploaded - self.resumed) / elapsed
         left = max(0, self.total - self.uploaded)
         return {
             "phase": self.phase,
