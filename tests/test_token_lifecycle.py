@@ -613,3 +613,48 @@ def test_serve_prints_sessions_and_refreshes(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "koodrive_fast._cli", "serve", "--token-ttl", "-5"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--token-ttl" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_sync_outlives_several_token_lifetimes(
+    server: LocalServer, clock: ManualClock, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A folder sync of 12 files × 8 parts while the server's clock runs through five
+    token lifetimes: every file lands, no request is refused."""
+    from koodrive_fast import sync
+    from koodrive_fast._snapshot import Snapshot
+
+    part, files = 256, 12
+    local = tmp_path / "tree"
+    (local / "sub").mkdir(parents=True)
+    contents = {}
+    for i in range(files):
+        rel = f"sub/f{i}.bin" if i % 2 else f"f{i}.bin"
+        data = hashlib.sha256(b"sync%d" % i).digest() * (8 * part // 32)
+        (local / rel).write_bytes(data)
+        contents[rel] = data
+    credentials = session_token(server, clock)
+    start = clock.time()
+    total = sum(len(d) for d in contents.values())
+    sent = [0]
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "uploading" and event.delta > 0:
+            sent[0] += event.delta
+            ahead = start + sent[0] / total * 5 * TTL - clock.time()
+            if ahead > 0:
+                clock.advance(ahead)
+
+    options = UploadOptions(part_size=part, concurrency=2, checkpoint_dir=tmp_path / "state",
+                            retry=FAST_RETRY)
+    with caplog.at_level(logging.DEBUG, logger="koodrive_fast"):
+        with Client(server.base_url, credentials, **client_kw(server, clock)) as client, \
+                Snapshot(tmp_path / "snap.sqlite3", racy_window_ns=0) as snap:
+            result = sync(client, local, "/long-sync", container_id=CONTAINER, options=options,
+                          files=2, progress=progress, snapshot=snap)
+            assert result.ok and result.counts == {"uploaded": files}, result.failed
+            back = tmp_path / "back"
+            client.download("/long-sync", back, container_id=CONTAINER)
+    assert {p.relative_to(back).as_posix(): p.read_bytes() for p in back.rglob("*") if p.is_file()} == contents
+    assert clock.time() - start >= 4 * TTL
+    assert credentials.refresh_count >= 4
+    assert rejections(caplog) == 0
