@@ -33,6 +33,7 @@ from koodrive_fast._models import MultiPartInfo
 from koodrive_fast._planner import PartPlan, plan_with_contexts
 from koodrive_fast._retry import RetryPolicy
 from koodrive_fast.server import LocalServer
+from _client_helpers import Scenario, SyncAdapter
 
 
 APP_ID, APP_SECRET = "test-app", "test-app-secret"
@@ -58,24 +59,6 @@ def _clean_faults(server: LocalServer) -> Iterator[None]:
     server.faults.clear()
 
 
-class SyncAdapter:
-    """Awaitable facade over a sync :class:`Client`, so one scenario tests both clients."""
-
-    def __init__(self, client: Client) -> None:
-        self.sync = client
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.sync, name)
-        if not callable(attr):
-            return attr
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return attr(*args, **kwargs)
-
-        return call
-
-
-Scenario = Callable[[Any], Awaitable[None]]
 
 
 def run(kind: str, server: LocalServer, scenario: Scenario, **client_kw: Any) -> None:

@@ -31,6 +31,7 @@ from koodrive_fast._models import FileEntry, FolderEntry
 from koodrive_fast._options import UploadOptions
 from koodrive_fast._retry import RetryPolicy
 from koodrive_fast.server import LocalServer
+from _client_helpers import SyncAdapter
 
 APP_ID, APP_SECRET = "folders-app", "folders-secret"
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_max=0.05, max_elapsed=10)
@@ -48,23 +49,6 @@ def _clean_faults(server: LocalServer) -> Iterator[None]:
     server.faults.clear()
     yield
     server.faults.clear()
-
-
-class SyncAdapter:
-    """Awaitable facade over a sync :class:`Client`, so one scenario tests both clients."""
-
-    def __init__(self, client: Client) -> None:
-        self.sync = client
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.sync, name)
-        if not callable(attr):
-            return attr
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return attr(*args, **kwargs)
-
-        return call
 
 
 def run(kind: str, server: LocalServer, scenario: Callable[[Any], Awaitable[None]], **kw: Any) -> None:

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +27,6 @@ from koodrive_fast import UploadOptions
 from koodrive_fast._auth import (
     PATH_CARRIER_REFRESH,
     AppCredentials,
-    BearerToken,
     IssuedToken,
     RefreshExchange,
     RefreshingBearerToken,
@@ -41,6 +40,7 @@ from koodrive_fast._exceptions import AuthenticationError, ValidationError
 from koodrive_fast._progress import ProgressEvent
 from koodrive_fast._retry import RetryPolicy
 from koodrive_fast.server import LocalServer
+from _client_helpers import Scenario, SyncAdapter
 
 TTL = 60.0  # the server's idle token lifetime (KooDrive: 1200 s)
 LIFETIME, MARGIN = 60.0, 10.0  # what the credentials assume: renew 10 s before expiry
@@ -108,24 +108,6 @@ def rejections(caplog: pytest.LogCaptureFixture) -> int:
     return sum("http 401" in record.getMessage() for record in caplog.records)
 
 
-class SyncAdapter:
-    """Awaitable facade over a sync :class:`Client`, so one scenario tests both clients."""
-
-    def __init__(self, client: Client) -> None:
-        self.sync = client
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.sync, name)
-        if not callable(attr):
-            return attr
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return attr(*args, **kwargs)
-
-        return call
-
-
-Scenario = Callable[[Any], Awaitable[None]]
 both = pytest.mark.parametrize("kind", ["sync", "async"])
 
 
