@@ -290,3 +290,14 @@ def test_kill_9_mid_sync_then_resume_finishes_the_rest(srv: LocalServer, tmp_pat
         assert srv.stats.total_puts_accepted <= 42 + 1
         back = _download_tree(client, "/killed", tmp_path / "back")
     assert _files(back) == _files(local)
+
+
+def test_cli_bad_part_size_is_a_usage_error_before_any_request(
+    srv: LocalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = _tree(tmp_path / "local")
+    calls = dict(srv.stats.api_calls)
+    assert cli_main(_cli(srv, str(local), "/x", "--part-size", "1000")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("koodrive-fast: error: --part-size") and len(err.strip().splitlines()) == 1
+    assert srv.stats.api_calls == calls

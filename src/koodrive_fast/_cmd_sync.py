@@ -136,12 +136,16 @@ def run(args: argparse.Namespace) -> int:
                                     **transfer_flags(args))
         filters = path_filter_from_args(args)
         options = conn.upload_options()
+        if options.part_size is not None:  # what holds for any file; the rest is per file
+            from ._planner import validate_part_size
+
+            validate_part_size(options.part_size, 0, field=conn.settings.source.get("part_size", "--part-size"))
         client = conn.client()
     except UsageError as exc:
-        print_error(f"sync: {exc}")
+        print_error(str(exc))
         return EXIT_USAGE
     except KooDriveError as exc:
-        print_error(f"sync: {exc}")
+        print_error(str(exc))
         return EXIT_USAGE
 
     dask_client: Any = None
@@ -152,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
             distributed: Any = importlib.import_module("distributed")
         except ImportError:
-            print_error("sync: --dask-scheduler needs Dask: pip install 'koodrive-fast[dask]'")
+            print_error("--dask-scheduler needs Dask: pip install 'koodrive-fast[dask]'")
             return EXIT_USAGE
         from ._dask import DaskOptions
 
@@ -160,10 +164,10 @@ def run(args: argparse.Namespace) -> int:
             dask_options = DaskOptions(max_parts_in_flight=args.max_parts_in_flight)
             dask_client = distributed.Client(args.dask_scheduler, timeout=30)
         except (OSError, TimeoutError, ValueError) as exc:
-            print_error(f"sync: cannot reach the Dask scheduler {args.dask_scheduler}: {exc}")
+            print_error(f"--dask-scheduler: cannot reach the Dask scheduler {args.dask_scheduler}: {exc}")
             return EXIT_USAGE
     elif args.max_parts_in_flight is not None:
-        print_error("sync: --max-parts-in-flight needs --dask-scheduler")
+        print_error("--max-parts-in-flight needs --dask-scheduler")
         return EXIT_USAGE
 
     bar = _Bar(enabled=not args.no_progress and not args.json and args.progress in ("auto", "bar"))
@@ -203,11 +207,11 @@ def run(args: argparse.Namespace) -> int:
             )
     except KeyboardInterrupt:
         bar.close()
-        print_error("sync: interrupted; run the same command again to finish")
+        print_error("interrupted; run the same command again to finish")
         return 130
     except KooDriveError as exc:
         bar.close()
-        print_error(f"sync: {exc}")
+        print_error(str(exc))
         return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_FAILED
     finally:
         if dask_client is not None:
