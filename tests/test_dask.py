@@ -250,8 +250,9 @@ def test_cli_sync_dask_scheduler(
         "--container-id", CONTAINER, "--checkpoint-dir", str(tmp_path / "state"),
         "--concurrency", "2", "--max-parts-in-flight", "4",
     ])
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert code == 0
+    captured = capsys.readouterr()
+    assert code == 0, captured.err  # the one-line error says why, if it ever fails
+    lines = [json.loads(line) for line in captured.out.splitlines()]
     assert sorted(line["path"] for line in lines if "action" in line) == sorted(_files(local))
     assert lines[-1]["summary"] and lines[-1]["counts"] == {"uploaded": 3}
     with srv.client() as client:

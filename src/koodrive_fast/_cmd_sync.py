@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             dask_client = distributed.Client(args.dask_scheduler, timeout=30)
         except (OSError, TimeoutError, ValueError) as exc:
             print_error(f"--dask-scheduler: cannot reach the Dask scheduler {args.dask_scheduler}: {exc}")
-            return EXIT_USAGE
+            return EXIT_FAILED  # a runtime failure, not bad usage
     elif args.max_parts_in_flight is not None:
         print_error("--max-parts-in-flight needs --dask-scheduler")
         return EXIT_USAGE
