@@ -53,6 +53,7 @@ from ._options import UploadOptions
 from ._progress import ProgressCallback, ProgressEvent
 from ._remotetree import RemoteTree, list_tree
 from ._snapshot import SNAPSHOT_FILE, Snapshot
+from ._source import FileIdentity
 from ._validate import check_str
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -158,10 +159,7 @@ def _local_digest(
             return known, 0
     started_ns = time.time_ns()
     digest = part_contexts(str(item.path), _HASH_PART).digest
-    current = os.stat(item.path)
-    from ._source import FileIdentity
-
-    if FileIdentity.of(current) != item.identity:
+    if FileIdentity.of(os.stat(item.path)) != item.identity:
         raise KooDriveError(f"{item.rel_path} changed while it was being hashed")
     if snapshot is not None and record:
         snapshot.record(item.path, item.identity, digest, started_ns=started_ns)
