@@ -134,6 +134,27 @@ def progress_reporter(mode: str, *, quiet: bool, label: str = "") -> tuple[Any, 
                                                              flush=True)), lambda: None
 
 
+def positive_int_arg(text: str) -> int:
+    """argparse type: an int > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def size_arg(text: str) -> int:
+    """argparse type: a size such as 16MiB or 5MB (:func:`koodrive_fast.parse_size`)."""
+    from ._sizes import parse_size
+
+    try:
+        return parse_size(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_profile_option(parser: Any) -> None:
     """``--profile NAME`` (env KOODRIVE_PROFILE)."""
     parser.add_argument("--profile", metavar="NAME",

@@ -26,32 +26,20 @@ import json
 import sys
 from typing import Any
 
-from ._cmd_common import UsageError, add_connection_options, connection_from_args, print_error
+from ._cmd_common import (
+    UsageError,
+    add_connection_options,
+    connection_from_args,
+    positive_int_arg,
+    print_error,
+    size_arg,
+)
 
 __all__ = ["add_parser", "run_ls", "run_download"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def _size(text: str) -> int:
-    from ._sizes import parse_size
-
-    try:
-        return parse_size(text)
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(subparsers: Any) -> None:
@@ -75,9 +63,9 @@ def add_parser(subparsers: Any) -> None:
     dl.add_argument("remote", metavar="REMOTE", help="remote file or folder (/path or id)")
     dl.add_argument("dest", metavar="LOCAL_DEST", help="local file or folder to write")
     add_connection_options(dl)
-    dl.add_argument("--concurrency", type=_positive_int, default=4,
+    dl.add_argument("--concurrency", type=positive_int_arg, default=4,
                     help="ranged GETs in flight per file (default 4)")
-    dl.add_argument("--chunk-size", type=_size, default=None,
+    dl.add_argument("--chunk-size", type=size_arg, default=None,
                     help="bytes per ranged GET (default 16MiB)")
     dl.add_argument("--no-resume", action="store_true", help="ignore any partial download")
     dl.add_argument("--json", action="store_true", help="JSON Lines: one per file, then a summary")

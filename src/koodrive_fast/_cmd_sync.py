@@ -21,32 +21,15 @@ from ._cmd_common import (
     add_filter_options,
     connection_from_args,
     path_filter_from_args,
+    positive_int_arg,
     print_error,
+    size_arg,
     transfer_flags,
 )
 
 __all__ = ["add_parser", "run"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _size(text: str) -> int:
-    from ._sizes import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(subparsers: Any) -> None:
@@ -68,9 +51,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--delete", action="store_true",
                    help="move remote files absent locally to the recycle bin (never permanently)")
     p.add_argument("--json", action="store_true", help="JSON Lines: one object per path, then a summary")
-    p.add_argument("--concurrency", type=_positive, help="part uploads in flight (default 8)")
-    p.add_argument("--files", type=_positive, default=4, help="files in flight (default 4)")
-    p.add_argument("--part-size", type=_size, help="part size, e.g. 16MiB (default: auto)")
+    p.add_argument("--concurrency", type=positive_int_arg, help="part uploads in flight (default 8)")
+    p.add_argument("--files", type=positive_int_arg, default=4, help="files in flight (default 4)")
+    p.add_argument("--part-size", type=size_arg, help="part size, e.g. 16MiB (default: auto)")
     p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links (default: skip them)")
     add_transfer_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -78,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
                    help="upload on a Dask cluster (e.g. tcp://host:8786); plan here, files sharded "
                         "across its workers; LOCAL_DIR and --checkpoint-dir must be on storage every "
                         "worker sees at the same path (needs koodrive-fast[dask])")
-    p.add_argument("--max-parts-in-flight", type=_positive, metavar="N",
+    p.add_argument("--max-parts-in-flight", type=positive_int_arg, metavar="N",
                    help="with --dask-scheduler: part uploads in flight in the whole cluster "
                         "(default: --concurrency per worker, every worker)")
     p.set_defaults(func=run)

@@ -28,31 +28,15 @@ from typing import Any, Optional, Sequence
 from ._cmd_common import UsageError as _UsageError
 from ._cmd_common import add_connection_options, add_transfer_options, progress_reporter, transfer_flags
 from ._cmd_common import connection_from_args as _connection
+from ._cmd_common import positive_int_arg, size_arg
 from ._cmd_common import print_error as _error
-from ._sizes import format_size, parse_size
+from ._sizes import format_size
 
 __all__ = ["add_parser", "run", "run_demo"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-def _size_arg(text: str) -> int:
-    try:
-        return parse_size(text)
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_int_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -67,9 +51,9 @@ def add_parser(subparsers: Any) -> None:
     add_connection_options(up)
     up.add_argument("--parent", default="root", help="parent folder id (default: root)")
     up.add_argument("--name", help="file name in KooDrive (default: FILE's name)")
-    up.add_argument("--part-size", type=_size_arg, help="part size, e.g. 16MiB (default: auto)")
+    up.add_argument("--part-size", type=size_arg, help="part size, e.g. 16MiB (default: auto)")
     up.add_argument(
-        "--concurrency", type=_positive_int_arg, help="parts in flight (default 8)"
+        "--concurrency", type=positive_int_arg, help="parts in flight (default 8)"
     )
     up.add_argument("--no-resume", action="store_true", help="ignore any saved checkpoint")
     rapid = up.add_mutually_exclusive_group()
@@ -93,10 +77,10 @@ def add_parser(subparsers: Any) -> None:
         "upload a test file with progress, download it back, verify its SHA-256 and "
         "compare the speed with hash-then-upload.",
     )
-    demo.add_argument("--size", type=_size_arg, default=128 * 1024 * 1024,
+    demo.add_argument("--size", type=size_arg, default=128 * 1024 * 1024,
                       help="test file size (default 128MiB)")
-    demo.add_argument("--part-size", type=_size_arg, help="part size (default: auto)")
-    demo.add_argument("--concurrency", type=_positive_int_arg, default=8)
+    demo.add_argument("--part-size", type=size_arg, help="part size (default: auto)")
+    demo.add_argument("--concurrency", type=positive_int_arg, default=8)
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--link-rate", default="1Gbit",
                       help="emulated link of the local server for the comparison, e.g. 2.5Gbit, "
