@@ -91,6 +91,22 @@ def test_concurrency_and_out_of_order_completion(
         assert finished == sorted(finished)
 
 
+def test_upload_urls_are_fetched_in_batches(
+    client: Client, srv: LocalServer, config: UploadOptions, tmp_path: Path
+) -> None:
+    """With every context known up front (rapid=True hashes first), URLs come in
+    batches of at least half the URL window, not one request per finished part."""
+    parts, window = 41, 8
+    path = make_file(tmp_path, parts * PS, seed=41)
+    before = srv.stats.api_calls.get("uploadUrl", 0)
+    result = _upload(client, path, config, rapid=True, concurrency=2, url_window=window)
+    assert_uploaded(client, result, path)
+    assert result.url_refreshes == 0
+    calls = srv.stats.api_calls.get("uploadUrl", 0) - before
+    # create brings URLs for the first `window` parts; the rest come >= window // 2 at a time
+    assert 1 <= calls <= -(-(parts - window) // (window // 2))
+
+
 def test_progress_deltas_sum_to_size_and_phases_in_order(
     client: Client, config: UploadOptions, tmp_path: Path
 ) -> None:

@@ -556,7 +556,18 @@ class FileUpload:
                 raise error  # the first error wins; the rest are drained in _shutdown
 
     def _dispatch(self, source: SourceFile, sender: PartSender, limit: int) -> None:
+        """Give ready parts URLs and senders, in ``uploadUrl`` batches.
+
+        While every sender has work, URLs are fetched only for a batch of at
+        least half the URL window, so a steady upload asks for URLs in a few
+        large requests instead of one per finished part; a sender that would
+        otherwise idle gets whatever is ready at once.
+        """
+        batch_min = max(1, self.options.resolved_url_window // 2)
         while self._ready and len(self._in_flight) < limit:
+            room = limit - len(self._in_flight)
+            if len(self._in_flight) >= self.options.concurrency and min(len(self._ready), room) < batch_min:
+                return
             batch: list[MultiPartInfo] = []
             while self._ready and len(batch) < limit - len(self._in_flight):
                 number = self._ready.popleft()
