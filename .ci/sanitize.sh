@@ -3,7 +3,7 @@
 # UndefinedBehaviorSanitizer (-fno-sanitize-recover=undefined) into a throwaway
 # venv from a copy of the tree (the normal in-place build is never touched),
 # then, under it:
-#   - the kernel, hashing, scan, scan-fuzz and context tests once per kernel
+#   - the kernel, hashing, scan, scan-fuzz, context and body-receive tests once per kernel
 #     this CPU can run, forced in turn with KOODRIVE_FAST_KERNEL;
 #   - the seeded scan fuzz against OpenSSL's contexts, ~1 minute in all;
 #   - the ThreadSanitizer harness for the scan's progress counters.
@@ -101,7 +101,7 @@ for kernel in "${kernel_list[@]}"; do
     sanitized env KOODRIVE_FAST_KERNEL="$kernel" KOODRIVE_SCAN_FUZZ_SECONDS="$per_kernel" \
         "$VPY" -m pytest -q -p no:cacheprovider -x --capture=sys \
         tests/test_kernels.py tests/test_hashing.py tests/test_scan.py tests/test_scan_fuzz.py \
-        tests/test_contexts.py -k "not under_qemu and not under_tsan" 2>&1 | tee "$log" ||
+        tests/test_contexts.py tests/test_recv_core.py -k "not under_qemu and not under_tsan" 2>&1 | tee "$log" ||
         status=$?
     check_reports "$log" || status=1
     [ "$status" -eq 0 ] || { ci_note "sanitizer: FAILED with kernel $kernel"; exit 1; }

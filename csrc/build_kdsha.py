@@ -16,7 +16,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SOURCES = ["kd_dispatch.c", "kd_hash.c", "kd_portable.c"]
+SOURCES = ["kd_dispatch.c", "kd_hash.c", "kd_portable.c", "kd_recv.c"]
 SOURCES += sorted(
     name for name in os.listdir(HERE) if name.startswith("kd_k_") and name.endswith(".c")
 )

@@ -38,6 +38,8 @@ extern "C" {
 #define KD_ECANCELLED -4 /* kd_scan_cancel() was called */
 #define KD_ENOMEM -5
 #define KD_ENOKERNEL -6  /* kernel unknown or not usable on this CPU */
+#define KD_ETIMEDOUT -7  /* kd_recv_body: no byte arrived for idle_ms */
+#define KD_EWRITE -8     /* kd_recv_body: body received, but a write failed */
 
 /* Incremental hash context.  Plain data: copy it by value to fork a hash. */
 typedef struct kd_hash_ctx {
@@ -133,6 +135,41 @@ void kd_scan_cancel(kd_scan *scan);
  * still read up to its buffers' worth (3 x read_size) ahead.  Lowering the
  * limit below the current position only pauses the scan there. */
 void kd_scan_allow(kd_scan *scan, uint64_t end);
+
+/* The storage node's body loop (the local server's part PUTs).
+ *
+ * Receives `remaining` bytes from the stream socket `sock` into buf, hashes
+ * them into ctx (resumed from the part's signed context) and writes them at
+ * consecutive offsets of out_fd (-1: hash only), a buffer at a time, all
+ * without the GIL.  The socket may be non-blocking; a wait for the next byte
+ * longer than idle_ms ends the loop.  Never reads past the body.
+ *
+ * Returns KD_OK (all received, hashed, stored), KD_ESHORT (the peer closed
+ * first), KD_ETIMEDOUT, KD_ECANCELLED (kd_recv_cancel; seen within 100 ms
+ * while waiting), KD_EIO (a socket error: errno in error), KD_EWRITE (the
+ * whole body was received but a write failed: errno in write_error; neither
+ * hashing nor writing went on after it, or write_error was set on entry)
+ * or KD_EINVAL.  received counts the
+ * bytes taken off the socket (kd_recv_bytes_done from other threads). */
+typedef struct kd_recv {
+    kd_hash_ctx ctx;      /* in: state at the body's start; out: after it */
+    int32_t sock;         /* in: connected stream socket */
+    int32_t out_fd;       /* in: file written at offset, or -1 */
+    uint64_t offset;      /* in/out: file offset of the next byte */
+    uint64_t remaining;   /* in/out: body bytes still to receive */
+    uint64_t received;    /* out: bytes received so far */
+    uint8_t *buf;         /* in: receive buffer */
+    size_t buf_size;      /* in: its size, >= 64 */
+    int32_t idle_ms;      /* in: longest wait for the next byte, >= 1 */
+    int32_t cancel;       /* set by kd_recv_cancel */
+    int32_t error;        /* out: errno of a failed socket call */
+    int32_t write_error;  /* in/out: errno of the first failed write; set it
+                             before the call to only drain the body */
+} kd_recv;
+
+int kd_recv_body(kd_recv *job);
+void kd_recv_cancel(kd_recv *job);
+uint64_t kd_recv_bytes_done(const kd_recv *job);
 /* END CDEF */
 
 #ifdef __cplusplus

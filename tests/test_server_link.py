@@ -47,9 +47,10 @@ def read_until_closed(sock: socket.socket, limit: float = 10.0) -> bytes:
 
 
 # ------------------------------------------------------------------ timeouts
-@pytest.fixture(scope="module")
-def slow_srv() -> Iterator[LocalServer]:
-    with LocalServer(min_part_size=64, header_timeout=0.5, body_timeout=0.5) as server:
+@pytest.fixture(scope="module", params=[16, 0], ids=["native-receive", "event-loop-receive"])
+def slow_srv(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
+    with LocalServer(min_part_size=64, header_timeout=0.5, body_timeout=0.5,
+                     native_receivers=request.param) as server:
         yield server
 
 
@@ -238,6 +239,9 @@ def test_serve_link_flags(tmp_path: object) -> None:
     bad = subprocess.run([sys.executable, "-m", "koodrive_fast", "serve", "--link-rate", "fast"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "--link-rate" in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "koodrive_fast", "serve", "--native-receivers", "-1"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "--native-receivers must be in 0..1024" in bad.stderr
     proc = subprocess.Popen([sys.executable, "-m", "koodrive_fast", "serve", "--port", "0", "--quiet",
                              "--link-rate", "2.5Gbit", "--link-rate-per-connection", "300MB", "--link-latency", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -302,3 +306,123 @@ def test_expect_100_continue() -> None:
             request = raw_put(bad, b"", "Expect: 100-continue").replace(b"Content-Length: 0", f"Content-Length: {PART}".encode())
             sock.sendall(request)
             assert b"<Code>SignatureDoesNotMatch</Code>" in read_until_closed(sock)
+
+
+# ------------------------------------------------------------------ the C core's receive path (native_receivers)
+BIG = 256 * KiB  # larger than a request head's read: the body never arrives whole with its head
+
+
+def started_big(srv: LocalServer, data: bytes) -> tuple[str, dict[int, str]]:
+    with httpx.Client(base_url=srv.base_url, timeout=10) as http:
+        doc = ok(api(http, srv, "files/create", create_body(data, multiParts=plan(data, BIG))))
+    return doc["fileId"], urls_by_number(doc)
+
+
+def put_on(sock: socket.socket, url: str, body: bytes) -> bytes:
+    """One PUT on an open connection; the status code of its answer."""
+    sock.sendall(raw_put(url, body))
+    answer = b""
+    deadline = time.monotonic() + 10
+    while b"\r\n\r\n" not in answer and time.monotonic() < deadline:
+        answer += sock.recv(65536)
+    return answer.split(b" ", 2)[1]
+
+
+@pytest.mark.parametrize("receivers", [0, 1, 16])
+def test_both_receive_paths_store_the_same_bytes(receivers: int) -> None:
+    from _server_helpers import download
+
+    with LocalServer(min_part_size=64, native_receivers=receivers) as srv:
+        data = data_of(3 * BIG + 99, seed=12)
+        parts = plan(data, BIG)
+        with httpx.Client(base_url=srv.base_url, timeout=30) as http:
+            doc = ok(api(http, srv, "files/create", create_body(data, multiParts=parts)))
+            urls = urls_by_number(doc)
+            for p in parts:
+                body = data[p["partOffset"]: p["partOffset"] + p["partSize"]]
+                assert http.put(urls[p["partNumber"]], content=body).status_code == 200
+            ok(api(http, srv, "files/complete", {"fileId": doc["fileId"]}))
+            assert download(http, srv, doc["fileId"]) == data
+        # the short last part came whole with its head: read by the loop either way
+        assert srv.stats.native_bodies == (len(parts) - 1 if receivers else 0)
+
+
+def test_a_body_beyond_the_receivers_goes_through_the_event_loop() -> None:
+    """With one receiver busy on a stalled body, the next body is read by the loop, and both finish."""
+    with LocalServer(min_part_size=64, native_receivers=1) as srv:
+        data = data_of(2 * BIG, seed=13)
+        file_id, urls = started_big(srv, data)
+        with connect(srv) as first, connect(srv) as second:
+            head_and_half = raw_put(urls[1], data[:BIG])[: -BIG // 2]
+            first.sendall(head_and_half)
+            for _ in range(200):  # bounded: until the receiver has the first body
+                if srv.stats.native_bodies == 1:
+                    break
+                time.sleep(0.01)
+            assert srv.stats.native_bodies == 1
+            assert put_on(second, urls[2], data[BIG:]) == b"200"
+            assert srv.stats.native_bodies == 1  # the second body took the event-loop path
+            first.sendall(data[BIG // 2: BIG])
+            assert first.recv(65536).split(b" ", 2)[1] == b"200"
+        with httpx.Client(base_url=srv.base_url, timeout=10) as http:
+            ok(api(http, srv, "files/complete", {"fileId": file_id}))
+
+
+def test_client_vanishing_mid_body_frees_the_receiver() -> None:
+    with LocalServer(min_part_size=64, native_receivers=1) as srv:
+        data = data_of(2 * BIG, seed=14)
+        file_id, urls = started_big(srv, data)
+        with connect(srv) as sock:
+            sock.sendall(raw_put(urls[1], data[:BIG])[: -BIG // 2])
+            for _ in range(200):
+                if srv.stats.native_bodies == 1:
+                    break
+                time.sleep(0.01)
+        assert srv.stats.native_bodies == 1
+        # the receiver sees the close, drops the part and is free again: a later body is native
+        native_again = False
+        with connect(srv) as sock:
+            for _ in range(100):  # bounded: each PUT is answered; stop once one went native
+                assert put_on(sock, urls[1], data[:BIG]) == b"200"
+                if srv.stats.native_bodies == 2:
+                    native_again = True
+                    break
+                time.sleep(0.02)
+        assert native_again
+        assert [p.part_number for p in srv.store.parts(file_id)] == [1]
+        assert not list((srv.data_dir / "tmp").iterdir())
+
+
+def test_failed_body_write_answers_500_and_keeps_the_connection(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: object) -> None:
+    """A write error inside the C loop (here: a descriptor not open for writing) is a
+    logged 500 after the whole body is read, so the next request on the connection works."""
+    import os
+
+    from koodrive_fast.server import _app
+
+    real_receive = _app._PartSink.receive
+
+    def receive_into_read_only(self: _app._PartSink, body: object, offset: int) -> None:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        try:
+            body.run(self.hasher, fd, offset)  # type: ignore[attr-defined]
+        finally:
+            os.close(fd)
+
+    with LocalServer(min_part_size=64) as srv:
+        data = data_of(2 * BIG, seed=15)
+        file_id, urls = started_big(srv, data)
+        with connect(srv) as sock:
+            monkeypatch.setattr(_app._PartSink, "receive", receive_into_read_only)
+            answer = b""
+            sock.sendall(raw_put(urls[1], data[:BIG]))
+            while b"</Error>" not in answer:
+                chunk = sock.recv(65536)
+                assert chunk, answer
+                answer += chunk
+            assert answer.split(b" ", 2)[1] == b"500" and b"<Code>InternalError</Code>" in answer
+            monkeypatch.setattr(_app._PartSink, "receive", real_receive)
+            assert put_on(sock, urls[1], data[:BIG]) == b"200"
+        assert srv.stats.native_bodies == 2
+        assert not list((srv.data_dir / "tmp").iterdir())

@@ -53,6 +53,9 @@ def add_parser(subparsers: Any) -> None:
         "--discard-bodies", action="store_true",
         help="hash part bodies but do not keep them (client benchmarks; no downloads)",
     )
+    parser.add_argument("--native-receivers", type=int, default=16, metavar="N",
+                        help="part bodies received by the C core on their own threads at once; more, "
+                             "and all under link emulation, go through the event loop (0: all; default: 16)")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     link = parser.add_argument_group(
         "link emulation",
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         "upload_expiry": args.upload_expiry, "fsync": not args.no_fsync,
         "store_bodies": not args.discard_bodies,
         "log_requests": not args.quiet, "token_ttl": args.token_ttl,
+        "native_receivers": args.native_receivers,
     }
     if args.token:
         settings["tokens"] = tuple(args.token)
@@ -139,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         message = str(exc)
         for name in ("min_part_size", "url_ttl", "token_ttl", "upload_expiry", "port", "host",
-                     "tokens", "user_id"):
+                     "tokens", "user_id", "native_receivers"):
             flag = "--token" if name == "tokens" else "--" + name.replace("_", "-")
             message = message.replace(f"ServerConfig.{name}", flag)
         raise CliError(message) from None

@@ -52,6 +52,7 @@ from ._faults import Faults, PutFault, Stats
 from ._sessions import SessionError, Sessions
 from ._folders import CODE_PARENT_RECYCLED, FolderApi
 from ._settings import ServerConfig
+from ._recv import NativeBody
 from ._store import FileRecord, PartRecord, PlanRecord, Store, valid_file_id, valid_upload_id
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -985,6 +986,10 @@ class _PartSink:
                     group.pop(0)
                 if group and written:
                     group[0] = group[0][written:]
+
+    def receive(self, body: NativeBody, offset: int) -> None:
+        """The rest of the body from its socket straight into the hash and the file at ``offset``."""
+        body.run(self.hasher, self._fd, offset)
 
     def finish(self) -> None:
         if self._fd >= 0 and self._fsync:

@@ -10,6 +10,7 @@ order on output; ``Nl``/``Nh`` and any key order accepted on input, §14.8);
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from .._hashing import Algorithm, HashState
 from .._native import ffi, lib
@@ -74,6 +75,11 @@ class Hasher:
     def update(self, data: bytes | bytearray | memoryview) -> None:
         if len(data):
             lib.kd_hash_update(self._ctx, ffi.from_buffer(data), len(data))
+
+    @property
+    def native(self) -> Any:
+        """The C core's ``kd_hash_ctx *`` (for :class:`koodrive_fast.server._recv.NativeBody`)."""
+        return self._ctx
 
     @property
     def length(self) -> int:

@@ -186,6 +186,7 @@ class Stats:
             self._api: collections.Counter[str] = collections.Counter()
             self._bytes_accepted = 0
             self._gets = 0
+            self._native = 0
 
     def _count_put(self, key: tuple[str, int]) -> None:
         with self._lock:
@@ -199,6 +200,10 @@ class Stats:
     def _count_api(self, endpoint: str) -> None:
         with self._lock:
             self._api[endpoint] += 1
+
+    def _count_native(self) -> None:
+        with self._lock:
+            self._native += 1
 
     def _count_get(self) -> None:
         with self._lock:
@@ -226,6 +231,12 @@ class Stats:
     def bytes_accepted(self) -> int:
         with self._lock:
             return self._bytes_accepted
+
+    @property
+    def native_bodies(self) -> int:
+        """Part bodies handed to the C core's receiver threads (the rest went through the event loop)."""
+        with self._lock:
+            return self._native
 
     @property
     def object_gets(self) -> int:

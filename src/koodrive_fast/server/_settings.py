@@ -52,6 +52,12 @@ class ServerConfig:
     client benchmarks: the chain is still verified, but downloads, flash
     upload and SHA-1 chains need bodies).
 
+    ``native_receivers`` part bodies at a time are received by the C core on
+    their own threads (socket -> hash -> file, no Python per chunk; see
+    ``server/_recv.py``); further bodies, bodies under link emulation and all
+    bodies when it is 0 are read by the event loop.  Both paths verify the
+    same way.
+
     Slow clients: a request head must arrive within ``header_timeout``
     seconds of the server starting to wait for it, and a request body may
     stall at most ``body_timeout`` seconds between reads; then the server
@@ -83,6 +89,7 @@ class ServerConfig:
     fsync: bool = False
     store_bodies: bool = True
     write_buffer: int = 4 * MiB
+    native_receivers: int = 16
     reverse_part_order: bool = True
     http_impl: str = "auto"  # uvicorn's HTTP parser: "auto" (httptools if installed), "h11", "httptools"
     log_requests: bool = False
@@ -96,7 +103,8 @@ class ServerConfig:
     link_latency: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("port", "min_part_size", "url_ttl", "max_json_body", "write_buffer", "job_polls"):
+        for name in ("port", "min_part_size", "url_ttl", "max_json_body", "write_buffer", "job_polls",
+                     "native_receivers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"ServerConfig.{name} must be an int, got {type(value).__name__}")
@@ -112,6 +120,8 @@ class ServerConfig:
             raise ValueError("ServerConfig.max_json_body must be >= 1024 bytes")
         if self.write_buffer < 64 * 1024:
             raise ValueError("ServerConfig.write_buffer must be >= 65536 bytes")
+        if not 0 <= self.native_receivers <= 1024:
+            raise ValueError("ServerConfig.native_receivers must be in 0..1024")
         if not 0 <= self.job_polls <= 1000:
             raise ValueError("ServerConfig.job_polls must be in 0..1000")
         for name in ("header_timeout", "body_timeout"):

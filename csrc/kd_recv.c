@@ -1,0 +1,136 @@
+/* kd_recv.c - the storage node's body loop: socket -> hash -> file, no GIL.
+ *
+ * The local server's part PUT body is received here on a dedicated thread:
+ * recv into one caller-owned buffer, resume the hash from the signed context
+ * over it, pwrite it at the next offset, repeat.  See kd_recv_body in kd_sha.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kd_internal.h"
+
+/* Longest single poll() while waiting for bytes, so cancel is seen promptly. */
+#define KD_RECV_POLL_SLICE_MS 100
+
+static int recv_cancelled(const kd_recv *job) {
+    return __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE) != 0;
+}
+
+void kd_recv_cancel(kd_recv *job) { __atomic_store_n(&job->cancel, 1, __ATOMIC_RELEASE); }
+
+uint64_t kd_recv_bytes_done(const kd_recv *job) {
+    return __atomic_load_n(&job->received, __ATOMIC_ACQUIRE);
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One wait for the socket (at most a poll slice): 1 readable or the slice
+ * passed, 0 idle for idle_ms, or a status. */
+static int wait_readable(kd_recv *job, int64_t idle_since) {
+    for (;;) {
+        if (recv_cancelled(job)) return KD_ECANCELLED;
+        int64_t left = (int64_t)job->idle_ms - (now_ms() - idle_since);
+        if (left <= 0) return 0;
+        struct pollfd p = {job->sock, POLLIN, 0};
+        int r = poll(&p, 1, (int)(left < KD_RECV_POLL_SLICE_MS ? left : KD_RECV_POLL_SLICE_MS));
+        if (r >= 0) return 1;  /* readable (or hung up: recv says), or a slice passed: recv sees what came */
+        if (errno != EINTR) {
+            job->error = errno;
+            return KD_EIO;
+        }
+    }
+}
+
+/* Wake the waiting thread only once `want` bytes are queued (SO_RCVLOWAT), so a
+ * body arriving slower than it is hashed is read in buffer-sized pieces, not a
+ * wakeup per segment.  Best effort: a socket that refuses it just wakes more. */
+static void want_bytes(kd_recv *job, int *current, uint64_t want) {
+    int value = want > (uint64_t)(1 << 30) ? (1 << 30) : (int)want;
+    if (value < 1) value = 1;
+    if (value == *current) return;
+    if (setsockopt(job->sock, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value)) == 0) *current = value;
+}
+
+/* Write n bytes at job->offset; on failure remember errno and stop storing. */
+static void store(kd_recv *job, const uint8_t *data, size_t n) {
+    size_t done = 0;
+    while (done < n && job->out_fd >= 0) {
+        ssize_t w = pwrite(job->out_fd, data + done, n - done, (off_t)(job->offset + done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            job->write_error = w < 0 ? errno : EIO;
+            job->out_fd = -1;
+            return;
+        }
+        done += (size_t)w;
+    }
+    job->offset += n;
+}
+
+/* Hash and store what the buffer holds (every byte received so far). */
+static void consume(kd_recv *job, size_t n) {
+    if (n == 0) return;
+    if (job->write_error == 0) {
+        kd_hash_update(&job->ctx, job->buf, n);
+        store(job, job->buf, n);
+    }
+}
+
+static int receive(kd_recv *job, int *lowat) {
+    size_t fill = 0;
+    int64_t idle_since = now_ms();
+    while (job->remaining > 0) {
+        if (recv_cancelled(job)) return KD_ECANCELLED;
+        size_t room = job->buf_size - fill;
+        if ((uint64_t)room > job->remaining) room = (size_t)job->remaining;
+        ssize_t r = recv(job->sock, job->buf + fill, room, MSG_DONTWAIT);
+        if (r > 0) {
+            fill += (size_t)r;
+            job->remaining -= (uint64_t)r;
+            __atomic_store_n(&job->received, job->received + (uint64_t)r, __ATOMIC_RELEASE);
+            if (fill == job->buf_size || job->remaining == 0) {
+                consume(job, fill);
+                fill = 0;
+            }
+            idle_since = now_ms();
+            continue;
+        }
+        if (r == 0) return KD_ESHORT; /* the client closed before the body ended */
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            job->error = errno;
+            return KD_EIO;
+        }
+        /* Drained for now: hash what we have, then sleep until a buffer's worth is queued. */
+        consume(job, fill);
+        fill = 0;
+        want_bytes(job, lowat, job->remaining < job->buf_size ? job->remaining : job->buf_size);
+        int w = wait_readable(job, idle_since);
+        if (w <= 0) return w == 0 ? KD_ETIMEDOUT : w;
+    }
+    return job->write_error ? KD_EWRITE : KD_OK;
+}
+
+int kd_recv_body(kd_recv *job) {
+    kd_init();
+    if (job->sock < 0 || job->buf == NULL || job->buf_size < 64 || job->idle_ms < 1 ||
+        (job->ctx.algorithm != KD_ALG_SHA256 && job->ctx.algorithm != KD_ALG_SHA1))
+        return KD_EINVAL;
+    job->error = 0;
+    int lowat = 1; /* the socket's default, which its next reader expects back */
+    int status = receive(job, &lowat);
+    if (lowat != 1) {
+        int one = 1;
+        setsockopt(job->sock, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+    }
+    return status;
+}

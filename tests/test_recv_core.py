@@ -1,0 +1,180 @@
+"""The C core's body loop (``kd_recv_body`` via ``server/_recv.py``) on real sockets.
+
+Every digest is cross-checked with hashlib; timeouts use a sender that never
+sends, so no machine is too slow or too fast for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from koodrive_fast.server._ctx import Hasher, IterationCtx
+from koodrive_fast.server._recv import BodyCut, BodyTimedOut, NativeBody, ReceiverThreads
+
+
+@pytest.fixture()
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    b.setblocking(False)  # like the event loop's sockets
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _send_in_thread(sock: socket.socket, data: bytes, pieces: int = 1, close: bool = False) -> threading.Thread:
+    def run() -> None:
+        step = max(1, -(-len(data) // pieces))
+        for i in range(0, len(data), step):
+            sock.sendall(data[i: i + step])
+        if close:
+            sock.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _resumed(prefix: bytes) -> Hasher:
+    """A hasher resumed after ``prefix`` (a multiple of 64 bytes), as a part's signed context would be."""
+    h = Hasher(IterationCtx.initial())
+    h.update(prefix)
+    return Hasher(IterationCtx("sha256", h.words(), len(prefix)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(size=st.integers(0, 300_000), buffer=st.sampled_from([64, 100, 4096, 65536, 1 << 20]),
+       pieces=st.integers(1, 7), trailing=st.integers(0, 3000))
+def test_body_hashed_and_written_exactly(tmp_path_factory: pytest.TempPathFactory, size: int, buffer: int,
+                                         pieces: int, trailing: int) -> None:
+    prefix = os.urandom(128)
+    body = os.urandom(size)
+    after = os.urandom(trailing)  # the next request on the connection: never read
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    out = tmp_path_factory.mktemp("recv") / "part"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        sender = _send_in_thread(a, body + after, pieces)
+        hasher = _resumed(prefix)
+        native = NativeBody(b.fileno(), size, bytearray(buffer), idle_timeout=30)
+        native.run(hasher, fd, 7)
+        native.close()
+        sender.join(30)
+        assert native.received == size
+        assert hasher.hexdigest() == hashlib.sha256(prefix + body).hexdigest()
+        assert out.read_bytes() == (b"\0" * 7 + body if size else b"")
+        if trailing:
+            assert b.recv(len(after) + 10) == after
+    finally:
+        os.close(fd)
+        a.close()
+        b.close()
+
+
+def test_low_water_mark_is_restored(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    body = os.urandom(3 << 20)
+    sender = _send_in_thread(a, body, pieces=24)
+    hasher = Hasher(IterationCtx.initial())
+    native = NativeBody(b.fileno(), len(body), bytearray(1 << 20), idle_timeout=30)
+    native.run(hasher, -1, 0)
+    sender.join(30)
+    assert hasher.hexdigest() == hashlib.sha256(body).hexdigest()
+    # the event loop's next read of this socket must wake for a single byte again
+    assert b.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1
+
+
+def test_silent_client_times_out(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    a.sendall(b"x" * 100)
+    native = NativeBody(b.fileno(), 1000, bytearray(4096), idle_timeout=0.2)
+    with pytest.raises(BodyTimedOut):
+        native.run(Hasher(IterationCtx.initial()), -1, 0)
+    assert native.received == 100
+
+
+def test_client_closing_early_is_a_cut(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    a.sendall(b"y" * 500)
+    a.shutdown(socket.SHUT_WR)
+    native = NativeBody(b.fileno(), 1000, bytearray(4096), idle_timeout=30)
+    with pytest.raises(BodyCut, match="closed the connection after 500"):
+        native.run(Hasher(IterationCtx.initial()), -1, 0)
+
+
+def test_cancel_stops_a_waiting_receive(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    native = NativeBody(b.fileno(), 1000, bytearray(4096), idle_timeout=600)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            native.run(Hasher(IterationCtx.initial()), -1, 0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    native.cancel()
+    thread.join(30)
+    assert not thread.is_alive() and len(errors) == 1 and isinstance(errors[0], BodyCut)
+
+
+def test_failed_write_still_drains_the_body(pair: tuple[socket.socket, socket.socket], tmp_path: Path) -> None:
+    a, b = pair
+    body, after = os.urandom(200_000), b"NEXT"
+    sender = _send_in_thread(a, body + after, pieces=5)
+    (tmp_path / "ro").write_bytes(b"")
+    read_only = os.open(tmp_path / "ro", os.O_RDONLY)
+    try:
+        native = NativeBody(b.fileno(), len(body), bytearray(65536), idle_timeout=30)
+        with pytest.raises(OSError) as failure:
+            native.run(Hasher(IterationCtx.initial()), read_only, 0)
+    finally:
+        os.close(read_only)
+    sender.join(30)
+    assert failure.value.errno == 9  # EBADF: the descriptor is not open for writing
+    assert native.received == len(body)
+    assert b.recv(10) == after  # the connection is still in step for the next request
+
+
+def test_drain_only(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    a.sendall(b"z" * 5000)
+    native = NativeBody(b.fileno(), 5000, bytearray(1024), idle_timeout=30)
+    native.drain_only(28)
+    with pytest.raises(OSError) as failure:
+        native.run(Hasher(IterationCtx.initial()), -1, 0)
+    assert failure.value.errno == 28 and native.received == 5000
+
+
+def test_receiver_threads_run_everything_and_leave_when_idle() -> None:
+    threads = ReceiverThreads(limit=3, idle_exit=0.05, name="kd-recv-test")
+    done: list[int] = []
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def work(i: int) -> None:
+        with lock:
+            done.append(i)
+            if len(done) == 20:
+                finished.set()
+
+    for i in range(20):
+        threads.submit(lambda i=i: work(i))
+    assert finished.wait(30)
+    assert sorted(done) == list(range(20))
+    for _ in range(600):  # bounded: idle threads leave after 0.05 s each
+        if not any(t.name == "kd-recv-test" for t in threading.enumerate()):
+            break
+        threading.Event().wait(0.05)
+    assert not any(t.name == "kd-recv-test" for t in threading.enumerate())
