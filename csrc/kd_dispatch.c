@@ -22,6 +22,7 @@
 
 kd_blocks_fn kd_active_sha256 = kd_sha256_blocks_portable;
 kd_blocks_fn kd_active_sha1 = kd_sha1_blocks_portable;
+kd_pair_fn kd_active_sha256_pair = NULL;
 static const char *active_name_sha256 = "portable";
 static const char *active_name_sha1 = "portable";
 
@@ -35,6 +36,9 @@ static const kd_kernel kernels[] = {
     {"portable", KD_ALG_SHA1, kd_sha1_blocks_portable, NULL},
 };
 #define NKERNELS (sizeof(kernels) / sizeof(kernels[0]))
+
+static const kd_pair_kernel pair_kernels[] = {KD_PAIR_KERNELS{NULL, NULL}};
+#define NPAIRKERNELS (sizeof(pair_kernels) / sizeof(pair_kernels[0]) - 1)
 
 static int init_status = KD_OK;
 static char init_error[256];
@@ -86,6 +90,25 @@ static int selftest(const kd_kernel *k) {
     return 1;
 }
 
+/* A pair kernel against portable: two different messages (one unaligned)
+ * from two different states, for 1..N blocks. */
+static int pair_selftest(kd_pair_fn pairs) {
+    uint8_t data[64 * KD_SELFTEST_BLOCKS + 1];
+    selftest_data(data, sizeof(data));
+    for (int n = 1; n <= KD_SELFTEST_BLOCKS - 1; n++) {
+        uint32_t a1[8], a2[8], b1[8], b2[8];
+        for (int i = 0; i < 8; i++) {
+            a1[i] = b1[i] = kd_sha256_iv[i];
+            a2[i] = b2[i] = 0xffffffffu - (uint32_t)i * 0x01010101u;
+        }
+        kd_sha256_blocks_portable(a1, data, (size_t)n);
+        kd_sha256_blocks_portable(a2, data + 65, (size_t)n);
+        pairs(b1, data, b2, data + 65, (size_t)n);
+        if (memcmp(a1, b1, sizeof(a1)) != 0 || memcmp(a2, b2, sizeof(a2)) != 0) return 0;
+    }
+    return 1;
+}
+
 /* Known answer for the portable kernels themselves: SHA-256("abc") and
  * SHA-1("abc") first words after one padded block. */
 static int portable_known_answer(void) {
@@ -114,6 +137,15 @@ static int usable(const kd_kernel *k) {
 
 /* Results of usable() per table entry, computed once in do_init. */
 static int usable_cache[NKERNELS];
+static int pair_usable_cache[NPAIRKERNELS + 1];
+
+/* The usable pair form of the SHA-256 kernel called name, or NULL. */
+static kd_pair_fn pair_for(const char *name) {
+    for (size_t i = 0; pair_kernels[i].name != NULL; i++)
+        if (strcmp(pair_kernels[i].name, name) == 0 && pair_usable_cache[i])
+            return pair_kernels[i].pairs;
+    return NULL;
+}
 
 static void activate(const kd_kernel *k) {
     if (k->algorithm == KD_ALG_SHA1) {
@@ -122,6 +154,7 @@ static void activate(const kd_kernel *k) {
     } else {
         kd_active_sha256 = k->blocks;
         active_name_sha256 = k->name;
+        kd_active_sha256_pair = pair_for(k->name);
     }
 }
 
@@ -132,6 +165,11 @@ static void do_init(void) {
         return;
     }
     for (size_t i = 0; i < NKERNELS; i++) usable_cache[i] = usable(&kernels[i]);
+    for (size_t i = 0; pair_kernels[i].name != NULL; i++) {
+        const kd_kernel *single = find_kernel(KD_ALG_SHA256, pair_kernels[i].name);
+        pair_usable_cache[i] = single != NULL && usable_cache[single - kernels] &&
+                               pair_selftest(pair_kernels[i].pairs);
+    }
     const char *forced = getenv("KOODRIVE_FAST_KERNEL");
     if (forced && *forced && strcmp(forced, "auto") != 0) {
         int any = 0;
@@ -199,5 +237,19 @@ int kd_blocks_with(int algorithm, const char *kernel, uint32_t *state, const uin
     const kd_kernel *k = find_kernel(algorithm, kernel);
     if (k == NULL || !usable_cache[k - kernels]) return KD_ENOKERNEL;
     k->blocks(state, data, nblocks);
+    return KD_OK;
+}
+
+const char *kd_pair_kernel_name(void) {
+    kd_init();
+    return kd_active_sha256_pair != NULL ? active_name_sha256 : "";
+}
+
+int kd_sha256_pairs_with(const char *kernel, uint32_t *s1, const uint8_t *p1, uint32_t *s2,
+                         const uint8_t *p2, size_t nblocks) {
+    kd_init();
+    kd_pair_fn pairs = pair_for(kernel);
+    if (pairs == NULL) return KD_ENOKERNEL;
+    pairs(s1, p1, s2, p2, nblocks);
     return KD_OK;
 }

@@ -20,9 +20,21 @@ typedef struct kd_kernel {
 void kd_sha256_blocks_portable(uint32_t *state, const uint8_t *data, size_t nblocks);
 void kd_sha1_blocks_portable(uint32_t *state, const uint8_t *data, size_t nblocks);
 
-/* Active kernels, chosen by kd_init() (kd_dispatch.c). */
+/* Two independent SHA-256 messages, nblocks blocks of each, in one pass. */
+typedef void (*kd_pair_fn)(uint32_t *s1, const uint8_t *p1, uint32_t *s2, const uint8_t *p2,
+                           size_t nblocks);
+
+/* One pair kernel: the two-message form of the SHA-256 kernel of that name. */
+typedef struct kd_pair_kernel {
+    const char *name;
+    kd_pair_fn pairs;
+} kd_pair_kernel;
+
+/* Active kernels, chosen by kd_init() (kd_dispatch.c).  kd_active_sha256_pair
+ * is the active SHA-256 kernel's pair form, or NULL if it has none. */
 extern kd_blocks_fn kd_active_sha256;
 extern kd_blocks_fn kd_active_sha1;
+extern kd_pair_fn kd_active_sha256_pair;
 
 /* Pick the active block function for an algorithm (after kd_init). */
 static inline kd_blocks_fn kd_blocks_for(int algorithm) {

@@ -24,6 +24,9 @@ int kd_cpu_shani(void);
 void kd_sha256_blocks_avx2(uint32_t *state, const uint8_t *data, size_t nblocks);
 void kd_sha1_blocks_avx2(uint32_t *state, const uint8_t *data, size_t nblocks);
 int kd_cpu_avx2(void);
+void kd_sha256_pairs_shani(uint32_t *s1, const uint8_t *p1, uint32_t *s2, const uint8_t *p2,
+                           size_t nblocks);
+#define KD_X86_PAIR_KERNELS {"sha-ni", kd_sha256_pairs_shani},
 #define KD_X86_KERNELS                                                                     \
     {"sha-ni", KD_ALG_SHA256, kd_sha256_blocks_shani, kd_cpu_shani},                       \
     {"sha-ni", KD_ALG_SHA1, kd_sha1_blocks_shani, kd_cpu_shani},                           \
@@ -31,6 +34,7 @@ int kd_cpu_avx2(void);
     {"avx2", KD_ALG_SHA1, kd_sha1_blocks_avx2, kd_cpu_avx2},
 #else
 #define KD_X86_KERNELS
+#define KD_X86_PAIR_KERNELS
 #endif
 
 #if defined(__aarch64__) || defined(_M_ARM64)
@@ -46,5 +50,7 @@ int kd_cpu_armv8_sha1(void);
 #endif
 
 #define KD_ACCELERATED_KERNELS KD_X86_KERNELS KD_ARM_KERNELS
+/* SHA-256 kernels that also have a two-message form (see kd_pair_fn). */
+#define KD_PAIR_KERNELS KD_X86_PAIR_KERNELS
 
 #endif

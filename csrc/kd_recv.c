@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
@@ -16,6 +17,113 @@
 
 /* Longest single poll() while waiting for bytes, so cancel is seen promptly. */
 #define KD_RECV_POLL_SLICE_MS 100
+/* Runs shorter than this are hashed alone (pairing costs a lock round trip). */
+#define KD_PAIR_MIN_BLOCKS 256
+
+/* Receivers inside kd_recv_body now: a partner to wait for exists only if > 1. */
+static int32_t receivers_active;
+
+/* ------------------------------------------------------------------ pairing
+ *
+ * SHA-256 with SHA-NI is bound by the rounds' latency, so the pair kernel
+ * hashes two messages in little more than the time of one.  A receiver with
+ * a buffer to hash takes the buffer another receiver offered and hashes both
+ * (the common length; each finishes its own rest), or offers its own and
+ * sleeps up to pair_wait_us for a taker before hashing alone.  An offerer's
+ * buffer and state are untouched by it until the taker says it is finished.
+ */
+typedef struct pair_offer {
+    uint32_t *h;
+    const uint8_t *data;
+    size_t nblocks;
+    size_t done; /* blocks the taker hashed, once finished */
+    int taken, finished;
+} pair_offer;
+
+static pthread_mutex_t pair_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pair_cv;
+static pthread_once_t pair_once = PTHREAD_ONCE_INIT;
+static pair_offer *pair_waiting;
+static uint64_t pair_blocks; /* blocks hashed by the pair kernel, both messages counted */
+
+static void pair_init(void) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&pair_cv, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+uint64_t kd_recv_paired_blocks(void) { return __atomic_load_n(&pair_blocks, __ATOMIC_RELAXED); }
+
+static void blocks_shared(kd_pair_fn pairs, uint32_t *h, const uint8_t *data, size_t nblocks,
+                          int wait_us) {
+    pthread_once(&pair_once, pair_init);
+    pthread_mutex_lock(&pair_mu);
+    pair_offer *other = pair_waiting;
+    if (other != NULL) {
+        pair_waiting = NULL;
+        other->taken = 1;
+        pthread_mutex_unlock(&pair_mu);
+        size_t n = nblocks < other->nblocks ? nblocks : other->nblocks;
+        pairs(h, data, other->h, other->data, n);
+        __atomic_fetch_add(&pair_blocks, 2 * (uint64_t)n, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&pair_mu);
+        other->done = n;
+        other->finished = 1;
+        pthread_cond_broadcast(&pair_cv);
+        pthread_mutex_unlock(&pair_mu);
+        kd_active_sha256(h, data + 64 * n, nblocks - n);
+        return;
+    }
+    if (wait_us <= 0) {
+        pthread_mutex_unlock(&pair_mu);
+        kd_active_sha256(h, data, nblocks);
+        return;
+    }
+    pair_offer me = {h, data, nblocks, 0, 0, 0};
+    pair_waiting = &me;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += wait_us / 1000000;
+    until.tv_nsec += (long)(wait_us % 1000000) * 1000;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec += 1;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!me.taken) {
+        if (pthread_cond_timedwait(&pair_cv, &pair_mu, &until) == ETIMEDOUT && !me.taken) {
+            pair_waiting = NULL; /* still ours: only a taker clears it */
+            pthread_mutex_unlock(&pair_mu);
+            kd_active_sha256(h, data, nblocks);
+            return;
+        }
+    }
+    while (!me.finished) pthread_cond_wait(&pair_cv, &pair_mu);
+    pthread_mutex_unlock(&pair_mu);
+    kd_active_sha256(h, data + 64 * me.done, nblocks - me.done);
+}
+
+/* kd_hash_update, sharing the whole blocks with another receiver if one is hashing too. */
+static void hash_shared(kd_recv *job, const uint8_t *data, size_t n) {
+    kd_hash_ctx *ctx = &job->ctx;
+    kd_pair_fn pairs = kd_active_sha256_pair;
+    if (pairs == NULL || ctx->algorithm != KD_ALG_SHA256 || n < 64 * KD_PAIR_MIN_BLOCKS) {
+        kd_hash_update(ctx, data, n);
+        return;
+    }
+    if (ctx->buf_len) { /* complete the pending block first */
+        size_t take = 64 - ctx->buf_len;
+        kd_hash_update(ctx, data, take);
+        data += take;
+        n -= take;
+    }
+    size_t nblocks = n / 64;
+    int partners = __atomic_load_n(&receivers_active, __ATOMIC_RELAXED) > 1;
+    blocks_shared(pairs, ctx->h, data, nblocks, partners ? job->pair_wait_us : 0);
+    ctx->length += 64 * (uint64_t)nblocks;
+    kd_hash_update(ctx, data + 64 * nblocks, n - 64 * nblocks);
+}
 
 static int recv_cancelled(const kd_recv *job) {
     return __atomic_load_n(&job->cancel, __ATOMIC_ACQUIRE) != 0;
@@ -80,7 +188,7 @@ static void store(kd_recv *job, const uint8_t *data, size_t n) {
 static void consume(kd_recv *job, size_t n) {
     if (n == 0) return;
     if (job->write_error == 0) {
-        kd_hash_update(&job->ctx, job->buf, n);
+        hash_shared(job, job->buf, n);
         store(job, job->buf, n);
     }
 }
@@ -127,7 +235,9 @@ int kd_recv_body(kd_recv *job) {
         return KD_EINVAL;
     job->error = 0;
     int lowat = 1; /* the socket's default, which its next reader expects back */
+    __atomic_fetch_add(&receivers_active, 1, __ATOMIC_RELAXED);
     int status = receive(job, &lowat);
+    __atomic_fetch_sub(&receivers_active, 1, __ATOMIC_RELAXED);
     if (lowat != 1) {
         int one = 1;
         setsockopt(job->sock, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));

@@ -73,6 +73,13 @@ void kd_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t nblocks);
 void kd_sha1_blocks(uint32_t state[5], const uint8_t *data, size_t nblocks);
 int kd_blocks_with(int algorithm, const char *kernel, uint32_t *state,
                    const uint8_t *data, size_t nblocks);
+/* Two SHA-256 messages at once: the pair form of a kernel (sha-ni has one),
+ * nblocks blocks of p1 into s1 and of p2 into s2; KD_ENOKERNEL if the kernel
+ * has no usable pair form.  kd_pair_kernel_name(): the active SHA-256
+ * kernel's name if it has a usable pair form, else "". */
+int kd_sha256_pairs_with(const char *kernel, uint32_t *s1, const uint8_t *p1,
+                         uint32_t *s2, const uint8_t *p2, size_t nblocks);
+const char *kd_pair_kernel_name(void);
 
 /* Incremental hashing. */
 int kd_hash_init(kd_hash_ctx *ctx, int algorithm);
@@ -165,11 +172,18 @@ typedef struct kd_recv {
     int32_t error;        /* out: errno of a failed socket call */
     int32_t write_error;  /* in/out: errno of the first failed write; set it
                              before the call to only drain the body */
+    int32_t pair_wait_us; /* in: while other receivers run, wait up to this
+                             long for one to hash a buffer together with
+                             (see kd_recv_paired_blocks); 0: never wait */
 } kd_recv;
 
 int kd_recv_body(kd_recv *job);
 void kd_recv_cancel(kd_recv *job);
 uint64_t kd_recv_bytes_done(const kd_recv *job);
+/* Blocks (of both messages) that receivers hashed together with the pair
+ * kernel since the module loaded: where the active SHA-256 kernel has a pair
+ * form (kd_pair_kernel_name), two receivers hashing at once share one pass. */
+uint64_t kd_recv_paired_blocks(void);
 /* END CDEF */
 
 #ifdef __cplusplus

@@ -178,3 +178,70 @@ def test_receiver_threads_run_everything_and_leave_when_idle() -> None:
             break
         threading.Event().wait(0.05)
     assert not any(t.name == "kd-recv-test" for t in threading.enumerate())
+
+
+# ------------------------------------------------------------------ two receivers, one pass of the pair kernel
+@pytest.mark.parametrize("blocks", [1, 2, 7, 64, 1000])
+def test_pair_kernel_matches_two_single_runs(blocks: int) -> None:
+    from koodrive_fast._native import ffi, lib
+
+    if not lib.kd_kernel_available(lib.KD_ALG_SHA256, b"sha-ni"):
+        pytest.skip("this CPU has no SHA-NI (the only kernel with a pair form)")
+    one, two = os.urandom(64 * blocks), os.urandom(64 * blocks + 1)[1:]  # the second unaligned in memory
+    s1 = ffi.new("uint32_t[8]", [0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
+                                 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19])
+    s2 = ffi.new("uint32_t[8]", [0xFFFFFFFF - i for i in range(8)])
+    r1, r2 = ffi.new("uint32_t[8]", list(s1)), ffi.new("uint32_t[8]", list(s2))
+    assert lib.kd_sha256_pairs_with(b"sha-ni", s1, one, s2, two, blocks) == lib.KD_OK
+    assert lib.kd_blocks_with(lib.KD_ALG_SHA256, b"portable", r1, one, blocks) == lib.KD_OK
+    assert lib.kd_blocks_with(lib.KD_ALG_SHA256, b"portable", r2, two, blocks) == lib.KD_OK
+    assert list(s1) == list(r1) and list(s2) == list(r2)
+    assert lib.kd_sha256_pairs_with(b"portable", s1, one, s2, two, blocks) == lib.KD_ENOKERNEL
+
+
+def test_two_receivers_hash_together_and_both_digests_hold() -> None:
+    """B offers its buffer while A is inside the loop; A's next buffer takes it: one
+    pass of the pair kernel, and each body's digest is still its own."""
+    from koodrive_fast.server._recv import pair_kernel, paired_blocks
+
+    if not pair_kernel():
+        pytest.skip("the active SHA-256 kernel has no pair form")
+    a_out, a_in = socket.socketpair()
+    b_out, b_in = socket.socketpair()
+    a_in.setblocking(False)
+    b_in.setblocking(False)
+    body_a, body_b = os.urandom(1 << 20), os.urandom(1 << 20)
+    hashers = {"a": Hasher(IterationCtx.initial()), "b": Hasher(IterationCtx.initial())}
+    bodies = {"a": NativeBody(a_in.fileno(), len(body_a), bytearray(1 << 20), 30, pair_wait=30),
+              "b": NativeBody(b_in.fileno(), len(body_b), bytearray(1 << 20), 30, pair_wait=30)}
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            bodies[name].run(hashers[name], -1, 0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    before = paired_blocks()
+    try:
+        receiver_a = threading.Thread(target=run, args=("a",))
+        receiver_a.start()
+        a_out.sendall(body_a[:10])
+        for _ in range(3000):  # bounded: until A is certainly inside its loop
+            if bodies["a"].received == 10:
+                break
+            threading.Event().wait(0.01)
+        assert bodies["a"].received == 10
+        receiver_b = threading.Thread(target=run, args=("b",))
+        receiver_b.start()
+        sender_b = _send_in_thread(b_out, body_b)
+        sender_a = _send_in_thread(a_out, body_a[10:])
+        for t in (receiver_a, receiver_b, sender_a, sender_b):
+            t.join(60)
+    finally:
+        for s in (a_out, a_in, b_out, b_in):
+            s.close()
+    assert not errors
+    assert hashers["a"].hexdigest() == hashlib.sha256(body_a).hexdigest()
+    assert hashers["b"].hexdigest() == hashlib.sha256(body_b).hexdigest()
+    assert paired_blocks() - before >= 2 * 256  # at least one shared pass of the minimum size

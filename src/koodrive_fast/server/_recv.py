@@ -20,7 +20,21 @@ from typing import Any
 from .._native import ffi, lib
 from ._ctx import Hasher
 
-__all__ = ["BodyCut", "BodyTimedOut", "NativeBody", "ReceiverThreads"]
+__all__ = ["BodyCut", "BodyTimedOut", "NativeBody", "ReceiverThreads", "pair_kernel", "paired_blocks"]
+
+#: How long a receiver with a full buffer waits for another to hash it
+#: together with (the pair kernel: two messages for little more than one).
+PAIR_WAIT = 0.002
+
+
+def pair_kernel() -> str:
+    """The kernel whose two-message form receivers share, or "" (then each hashes alone)."""
+    return str(ffi.string(lib.kd_pair_kernel_name()).decode())
+
+
+def paired_blocks() -> int:
+    """64-byte blocks that receivers have hashed in pairs since the module loaded."""
+    return int(lib.kd_recv_paired_blocks())
 
 
 class BodyTimedOut(Exception):
@@ -34,7 +48,8 @@ class BodyCut(Exception):
 class NativeBody:
     """One body of ``length`` bytes read from socket ``fd`` (a duplicate is kept) into ``buffer``."""
 
-    def __init__(self, fd: int, length: int, buffer: bytearray, idle_timeout: float) -> None:
+    def __init__(self, fd: int, length: int, buffer: bytearray, idle_timeout: float,
+                 pair_wait: float = PAIR_WAIT) -> None:
         self._sock = socket.socket(fileno=os.dup(fd))
         self._buffer = buffer
         self._job: Any = ffi.new("kd_recv *")
@@ -45,6 +60,7 @@ class NativeBody:
         job.buf = self._buf
         job.buf_size = len(buffer)
         job.idle_ms = max(1, min(2**31 - 1, int(idle_timeout * 1000)))
+        job.pair_wait_us = max(0, min(10**6, int(pair_wait * 1e6)))
         self._closed = False
         self._lock = threading.Lock()
 
