@@ -221,7 +221,7 @@ static int receive(kd_recv *job, int *lowat) {
         /* Drained for now: hash what we have, then sleep until a buffer's worth is queued. */
         consume(job, fill);
         fill = 0;
-        want_bytes(job, lowat, job->remaining < job->buf_size ? job->remaining : job->buf_size);
+        want_bytes(job, lowat, job->remaining < job->buf_size / 4 ? job->remaining : job->buf_size / 4);
         int w = wait_readable(job, idle_since);
         if (w <= 0) return w == 0 ? KD_ETIMEDOUT : w;
     }

@@ -15,6 +15,7 @@ import datetime as _dt
 import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -65,7 +66,13 @@ class VerifiedPresign:
     params: dict[str, str]  # decoded query parameters (last value wins)
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_UNRESERVED_OR_SLASH = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def _uri_encode(text: str, *, keep_slash: bool = False) -> str:
+    if (_UNRESERVED_OR_SLASH if keep_slash else _UNRESERVED).fullmatch(text):
+        return text  # nothing to encode (most names and values): skip quote()'s per-byte work
     return quote(text, safe="-_.~/" if keep_slash else "-_.~")
 
 
