@@ -4,11 +4,19 @@ hands everything else to uvicorn; slow-client timeouts and link emulation.
 Why: through uvicorn + Starlette a part body arrives as a new ``bytes`` per
 socket read (≤ 256 KiB, freshly allocated pages each time), is copied into
 the request cycle's buffer, and costs a task switch and two ``epoll_ctl``
-calls per chunk.  Here a PUT body is read with ``recv_into`` straight into
-reused ``write_buffer``-sized buffers (:class:`asyncio.BufferedProtocol`), and
-each full buffer goes to a worker thread that hashes it from the signed
-context (C core, GIL released) and ``pwritev``\\ s it, while the loop fills
-the other buffer.
+calls per chunk.
+
+A part PUT's body normally goes to a receiver thread (``server/_recv.py``):
+once the head is parsed and the URL checked, the loop stops reading the
+connection and the C core's ``kd_recv_body`` receives the body from a
+duplicate of its socket, hashes it from the signed context (sharing passes of
+the two-message SHA-NI kernel with another receiver when two hash at once)
+and ``pwrite``\ s it, with no Python per chunk; the loop answers when it is
+done.  At most ``native_receivers`` bodies go that way at once; the others,
+and all bodies under link emulation or an injected fault, are read by the
+loop itself with ``recv_into`` straight into reused ``write_buffer``-sized
+buffers (:class:`asyncio.BufferedProtocol`), each full buffer hashed and
+``pwritev``\ d on a worker thread while the loop fills the other.
 
 Every other request (the JSON API, downloads, PUTs on a connection whose
 previous response is still being written, anything unusual) is fed to a
