@@ -27,27 +27,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import threading
-import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import (  # noqa: E402
+    CONTAINER, proc_cpu, start_server, stop_server, storage_node_puts, write_file,
+)
 
-TOKEN = "bench-token"
-
-
-def _proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+Run = tuple[float, float, dict[str, float]]
 
 
 def _threads_cpu(pid: int) -> dict[str, float]:
@@ -63,60 +57,11 @@ def _threads_cpu(pid: int) -> dict[str, float]:
     return out
 
 
-def _put_parts(endpoint: str, user_id: str, source: Path, size: int, part_size: int,
-               concurrency: int) -> tuple[Any, Any]:
-    """Fetch every URL first, then PUT the parts; returns (client, callable doing the PUTs, completing)."""
-    import httpx
-
-    from koodrive_fast._auth import BearerToken
-    from koodrive_fast._client import Client
-    from koodrive_fast._config import Limits
-    from koodrive_fast._planner import plan_with_contexts
-
-    client = Client(endpoint, BearerToken(TOKEN, user_id), limits=Limits())
-    plan, contexts = plan_with_contexts(source, part_size)
-    created = client.create_file(file_name=f"puts-{time.monotonic_ns()}.bin", length=size, container_id="bench",
-                                 multi_parts=plan.parts[:1])
-    urls = {p.part_number: p.upload_url for p in created.multi_parts}
-    rest = client.get_upload_urls(created.file_id, plan.parts[1:], file_size=size)
-    urls.update({n: p.upload_url for n, p in rest.items()})
-    todo = list(plan.parts)
-    lock = threading.Lock()
-    errors: list[str] = []
-
-    def sender() -> None:
-        with httpx.Client(timeout=120) as http, open(source, "rb") as fh:
-            while True:
-                with lock:
-                    if not todo or errors:
-                        return
-                    part = todo.pop()
-                body = os.pread(fh.fileno(), part.part_size, part.part_offset or 0)
-                answer = http.put(urls[part.part_number], content=body)
-                if answer.status_code != 200:
-                    with lock:
-                        errors.append(f"part {part.part_number}: HTTP {answer.status_code} {answer.text[:200]}")
-
-    def run() -> None:
-        threads = [threading.Thread(target=sender) for _ in range(concurrency)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise RuntimeError(errors[0])
-
-    def finish() -> None:
-        client.complete_file(created.file_id, sha256=contexts.digest)  # verifies the chain
-        client.close()
-
-    return run, finish
-
-
-def _measure(pid: int, action: Any) -> tuple[float, float, dict[str, float]]:
-    cpu0, wall0, threads0 = _proc_cpu(pid), time.perf_counter(), _threads_cpu(pid)
+def measure(pid: int, action: Callable[[], None]) -> Run:
+    """Server CPU seconds, wall seconds and per-thread CPU spent while ``action`` runs."""
+    cpu0, wall0, threads0 = proc_cpu(pid), time.perf_counter(), _threads_cpu(pid)
     action()
-    cpu, wall = _proc_cpu(pid) - cpu0, time.perf_counter() - wall0
+    cpu, wall = proc_cpu(pid) - cpu0, time.perf_counter() - wall0
     return cpu, wall, {k: v - threads0.get(k, 0.0) for k, v in _threads_cpu(pid).items()}
 
 
@@ -126,6 +71,8 @@ def main() -> int:
     from koodrive_fast._client import Client
     from koodrive_fast._config import Limits
     from koodrive_fast._sizes import parse_size
+
+    from _bench_common import TOKEN
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB")
@@ -140,61 +87,41 @@ def main() -> int:
     args = parser.parse_args()
     size, part_size = parse_size(args.size), parse_size(args.part_size)
     gib = size / (1 << 30)
-    results: dict[str, list[tuple[float, float, dict[str, float]]]] = {"part PUTs": [], "whole upload": []}
+    results: dict[str, list[Run]] = {"part PUTs": [], "whole upload": []}
+    extra = ["--link-rate", args.link_rate] if args.link_rate else []
+    if args.native_receivers is not None:
+        extra += ["--native-receivers", str(args.native_receivers)]
+    wrapper = None
+    if args.profile:
+        fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"
+        wrapper = ["py-spy", "record", "--native", "--threads", "-r", "250", "-f", fmt, "-o", args.profile, "--"]
     with tempfile.TemporaryDirectory(prefix="kd-srvcpu-") as tmp:
         work = Path(tmp)
         source = work / "src.bin"
-        block = os.urandom(1 << 20)
-        with open(source, "wb") as fh:
-            for i in range(-(-size // len(block))):
-                fh.write((i.to_bytes(8, "little") + block[8:])[: min(len(block), size - i * len(block))])
-        cmd = [sys.executable, "-m", "koodrive_fast", "serve", "--port", "0", "--token", TOKEN,
-               "--no-fsync", "--quiet", "--data-dir", str(work / "server")]
-        if not args.keep_bodies:
-            cmd.append("--discard-bodies")
-        if args.link_rate:
-            cmd += ["--link-rate", args.link_rate]
-        if args.native_receivers is not None:
-            cmd += ["--native-receivers", str(args.native_receivers)]
-        if args.profile:
-            fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"
-            cmd = ["py-spy", "record", "--native", "--threads", "-r", "250", "-f", fmt, "-o", args.profile, "--"] + cmd
-        server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        write_file(source, size)
+        server, endpoint, user_id = start_server(work / "server", keep_bodies=args.keep_bodies, extra=extra,
+                                                 wrapper=wrapper)
+        pid = server.pid
         try:
-            assert server.stdout is not None
-            endpoint = user_id = None
-            deadline = time.monotonic() + 30
-            for line in server.stdout:
-                if m := re.search(r"on (http://\S+)", line):
-                    endpoint = m.group(1)
-                if m := re.search(r"user id:\s+(\S+)", line):
-                    user_id = m.group(1)
-                if (endpoint and user_id) or time.monotonic() > deadline:
-                    break
-            if not (endpoint and user_id):
-                raise RuntimeError("the server did not start")
-            pid = server.pid
             if args.profile:  # the python child of py-spy
                 pid = int(subprocess.check_output(["pgrep", "-P", str(server.pid)]).split()[0])
             options = UploadOptions(part_size=part_size, concurrency=args.concurrency, rapid=False,
                                     checkpoint_dir=work / "cp")
             for _ in range(args.repeat):
-                run, finish = _put_parts(endpoint, user_id, source, size, part_size, args.concurrency)
-                results["part PUTs"].append(_measure(pid, run))
-                finish()
+                put_all, complete = storage_node_puts(endpoint, user_id, source, part_size, args.concurrency)
+                results["part PUTs"].append(measure(pid, put_all))
+                complete()
                 with Client(endpoint, BearerToken(TOKEN, user_id), limits=Limits()) as client:
-                    results["whole upload"].append(_measure(
-                        pid, lambda: client.upload(source, container_id="bench", options=options)))
+                    results["whole upload"].append(measure(
+                        pid, lambda: client.upload(source, container_id=CONTAINER, options=options)))
         finally:
             if args.profile:  # py-spy writes its output when its child stops
                 os.kill(pid, signal.SIGTERM)
-            server.terminate() if not args.profile else None
-            try:
                 server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-    print(f"{gib:.2f} GiB, part size {part_size}, concurrency {args.concurrency}, {args.repeat} run(s); "
-          f"server CPU-s per GiB (median; every run):")
+            else:
+                stop_server(server)
+    print(f"{gib:.2f} GiB, part size {part_size}, concurrency {args.concurrency}, {args.repeat} run(s), "
+          f"load {os.getloadavg()[0]:.1f}; server CPU-s per GiB (median; every run):")
     for name, runs in results.items():
         per_gib = [cpu / gib for cpu, _, _ in runs]
         middle = sorted(runs, key=lambda r: r[0])[len(runs) // 2]

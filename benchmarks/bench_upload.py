@@ -13,7 +13,10 @@ in a fresh child process and reports wall time, MB/s, client peak RSS
 * ``hash-then-upload``— whole-file hash first, then upload (the PDS SDK pattern);
 * ``files-sequential`` — ``--files`` files of ``--file-size`` each, one ``Client.upload`` after another;
 * ``files-manager``    — the same files through one ``TransferManager`` (all in flight at once,
-  one pool of ``--concurrency`` senders); its peak RSS shows the memory ceiling holding.
+  one pool of ``--concurrency`` senders); its peak RSS shows the memory ceiling holding;
+* ``storage-node``     — the server alone: every URL fetched first, then only the part PUTs
+  (``--concurrency`` connections), the server's CPU read around them (unshaped link only;
+  issue 8's target: ≤ 0.8 CPU-s per GiB verified).
 
 The server runs ``koodrive-fast serve --no-fsync --discard-bodies``: it
 verifies every part's hash chain and the whole-file SHA-256 but writes no
@@ -42,12 +45,13 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import (  # noqa: E402
-    CONTAINER, TOKEN, make_cold, proc_cpu, start_server, stop_server, warm as _warm,
-    write_file as _write_file,
+    CONTAINER, TOKEN, make_cold, proc_cpu, start_server, stop_server, storage_node_puts,
+    warm as _warm, write_file as _write_file,
 )
 
 MODES = ("hash-only", "upload-only", "pipelined", "hash-then-upload")
 MANY_MODES = ("files-sequential", "files-manager")
+STORAGE_NODE = "storage-node"  # the server's part PUTs alone (unshaped link only)
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -126,8 +130,23 @@ def _cgroup(limit: int) -> Optional[Path]:
     return group
 
 
+def _storage_node(args: argparse.Namespace, source: Path, endpoint: str, user_id: str,
+                  server_pid: int) -> dict[str, Any]:
+    """Server CPU around the part PUTs alone (URLs fetched before, complete after)."""
+    _warm(source)
+    put_all, complete = storage_node_puts(endpoint, user_id, source, args.part_size, args.concurrency)
+    cpu0, started = proc_cpu(server_pid), time.perf_counter()
+    put_all()
+    row = {"mode": STORAGE_NODE, "seconds": time.perf_counter() - started, "size": source.stat().st_size,
+           "server_cpu": proc_cpu(server_pid) - cpu0, "rss_kib": float("nan"), "cpu": float("nan")}
+    complete()  # the chain and digest check out: every byte counted was verified
+    return row
+
+
 def _run_mode(args: argparse.Namespace, mode: str, source: Path, workdir: Path, endpoint: str,
               user_id: str, server_pid: int, cold: bool, group: Optional[Path]) -> dict[str, Any]:
+    if mode == STORAGE_NODE:
+        return _storage_node(args, source, endpoint, user_id, server_pid)
     if cold:
         make_cold(source)
     else:
@@ -157,7 +176,7 @@ def main() -> int:
     parser.add_argument("--size", default="2GiB")
     parser.add_argument("--part-size", default="8MiB")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--modes", default=",".join(MODES + MANY_MODES))
+    parser.add_argument("--modes", default=",".join(MODES + MANY_MODES + (STORAGE_NODE,)))
     parser.add_argument("--files", type=int, default=8, help="files for the files-* modes")
     parser.add_argument("--file-size", default="256MiB", help="size of each of those files")
     parser.add_argument("--link-rates", default="unshaped",
@@ -208,6 +227,8 @@ def main() -> int:
             try:
                 rows = []
                 for mode in modes:
+                    if mode == STORAGE_NODE and rate != "unshaped":
+                        continue  # link emulation reads bodies on the event loop: not the node's fast path
                     runs = [_run_mode(args, mode, source, workdir, endpoint, user_id, server.pid,
                                       False, None) for _ in range(args.repeat)]
                     runs.sort(key=lambda r: r["seconds"])
@@ -265,6 +286,10 @@ def _report(rows: list[dict[str, Any]], size: int, args: argparse.Namespace, rat
         print(f"pipelined / hash-then-upload = {pipe / base:.2f} "
               "(targets: ≤ 1.0 unshaped, ≤ 0.88 at 2.5 Gbit/s, ≤ 0.8 at 5 Gbit/s)")
         print(f"pipelined client peak RSS = {rss:.0f} MiB (target ≤ 150)")
+    if STORAGE_NODE in by_mode:
+        node = by_mode[STORAGE_NODE]
+        print(f"storage node: {node['server_cpu'] / (node['size'] / 2**30):.2f} CPU-s per GiB verified "
+              f"(part PUTs alone, median of {len(node['all_seconds'])}; target ≤ 0.8)")
     if all(m in by_mode for m in MANY_MODES):
         seq, man = by_mode["files-sequential"], by_mode["files-manager"]
         print(f"files-manager / files-sequential wall = {man['seconds'] / seq['seconds']:.2f}")

@@ -19,9 +19,28 @@
 #define KD_RECV_POLL_SLICE_MS 100
 /* Runs shorter than this are hashed alone (pairing costs a lock round trip). */
 #define KD_PAIR_MIN_BLOCKS 256
+/* A receiver whose client sent nothing for this long stops counting as a
+ * partner to wait for (kd_recv.partner_idle_ms 0 means this). */
+#define KD_STREAMING_IDLE_MS 20
+/* After an offer nobody took, hash this many buffers alone before offering again. */
+#define KD_PAIR_BACKOFF 16
 
-/* Receivers inside kd_recv_body now: a partner to wait for exists only if > 1. */
-static int32_t receivers_active;
+/* SHA-256 receivers whose bytes are flowing (see KD_STREAMING_IDLE_MS): a
+ * receiver waits for a partner only if another one is streaming. */
+static int32_t receivers_streaming;
+
+/* A receiver's own bookkeeping across one kd_recv_body call. */
+typedef struct recv_state {
+    int lowat;      /* SO_RCVLOWAT now set on the socket */
+    int streaming;  /* counted in receivers_streaming */
+    int skip_waits; /* buffers to hash without offering (back-off) */
+} recv_state;
+
+static void set_streaming(recv_state *st, int on) {
+    if (st->streaming == on) return;
+    __atomic_fetch_add(&receivers_streaming, on ? 1 : -1, __ATOMIC_RELAXED);
+    st->streaming = on;
+}
 
 /* ------------------------------------------------------------------ pairing
  *
@@ -45,6 +64,7 @@ static pthread_cond_t pair_cv;
 static pthread_once_t pair_once = PTHREAD_ONCE_INIT;
 static pair_offer *pair_waiting;
 static uint64_t pair_blocks; /* blocks hashed by the pair kernel, both messages counted */
+static uint64_t pair_unanswered; /* offers that timed out with no taker */
 
 static void pair_init(void) {
     pthread_condattr_t attr;
@@ -55,9 +75,12 @@ static void pair_init(void) {
 }
 
 uint64_t kd_recv_paired_blocks(void) { return __atomic_load_n(&pair_blocks, __ATOMIC_RELAXED); }
+uint64_t kd_recv_unanswered_offers(void) { return __atomic_load_n(&pair_unanswered, __ATOMIC_RELAXED); }
+int kd_recv_streaming(void) { return __atomic_load_n(&receivers_streaming, __ATOMIC_RELAXED); }
 
-static void blocks_shared(kd_pair_fn pairs, uint32_t *h, const uint8_t *data, size_t nblocks,
-                          int wait_us) {
+/* Returns 0 when an offer timed out untaken, else 1. */
+static int blocks_shared(kd_pair_fn pairs, uint32_t *h, const uint8_t *data, size_t nblocks,
+                         int wait_us) {
     pthread_once(&pair_once, pair_init);
     pthread_mutex_lock(&pair_mu);
     pair_offer *other = pair_waiting;
@@ -74,12 +97,12 @@ static void blocks_shared(kd_pair_fn pairs, uint32_t *h, const uint8_t *data, si
         pthread_cond_broadcast(&pair_cv);
         pthread_mutex_unlock(&pair_mu);
         kd_active_sha256(h, data + 64 * n, nblocks - n);
-        return;
+        return 1;
     }
     if (wait_us <= 0) {
         pthread_mutex_unlock(&pair_mu);
         kd_active_sha256(h, data, nblocks);
-        return;
+        return 1;
     }
     pair_offer me = {h, data, nblocks, 0, 0, 0};
     pair_waiting = &me;
@@ -95,17 +118,19 @@ static void blocks_shared(kd_pair_fn pairs, uint32_t *h, const uint8_t *data, si
         if (pthread_cond_timedwait(&pair_cv, &pair_mu, &until) == ETIMEDOUT && !me.taken) {
             pair_waiting = NULL; /* still ours: only a taker clears it */
             pthread_mutex_unlock(&pair_mu);
+            __atomic_fetch_add(&pair_unanswered, 1, __ATOMIC_RELAXED);
             kd_active_sha256(h, data, nblocks);
-            return;
+            return 0;
         }
     }
     while (!me.finished) pthread_cond_wait(&pair_cv, &pair_mu);
     pthread_mutex_unlock(&pair_mu);
     kd_active_sha256(h, data + 64 * me.done, nblocks - me.done);
+    return 1;
 }
 
 /* kd_hash_update, sharing the whole blocks with another receiver if one is hashing too. */
-static void hash_shared(kd_recv *job, const uint8_t *data, size_t n) {
+static void hash_shared(kd_recv *job, recv_state *st, const uint8_t *data, size_t n) {
     kd_hash_ctx *ctx = &job->ctx;
     kd_pair_fn pairs = kd_active_sha256_pair;
     if (pairs == NULL || ctx->algorithm != KD_ALG_SHA256 || n < 64 * KD_PAIR_MIN_BLOCKS) {
@@ -119,8 +144,10 @@ static void hash_shared(kd_recv *job, const uint8_t *data, size_t n) {
         n -= take;
     }
     size_t nblocks = n / 64;
-    int partners = __atomic_load_n(&receivers_active, __ATOMIC_RELAXED) > 1;
-    blocks_shared(pairs, ctx->h, data, nblocks, partners ? job->pair_wait_us : 0);
+    int others = __atomic_load_n(&receivers_streaming, __ATOMIC_RELAXED) > st->streaming;
+    int wait_us = others && st->skip_waits == 0 ? job->pair_wait_us : 0;
+    if (st->skip_waits > 0) st->skip_waits--;
+    if (!blocks_shared(pairs, ctx->h, data, nblocks, wait_us)) st->skip_waits = KD_PAIR_BACKOFF;
     ctx->length += 64 * (uint64_t)nblocks;
     kd_hash_update(ctx, data + 64 * nblocks, n - 64 * nblocks);
 }
@@ -142,14 +169,20 @@ static int64_t now_ms(void) {
 }
 
 /* One wait for the socket (at most a poll slice): 1 readable or the slice
- * passed, 0 idle for idle_ms, or a status. */
-static int wait_readable(kd_recv *job, int64_t idle_since) {
+ * passed, 0 idle for idle_ms, or a status.  A wait past KD_STREAMING_IDLE_MS
+ * stops this receiver counting as a pairing partner until bytes come. */
+static int wait_readable(kd_recv *job, recv_state *st, int64_t idle_since) {
+    const int64_t partner_idle = job->partner_idle_ms > 0 ? job->partner_idle_ms : KD_STREAMING_IDLE_MS;
     for (;;) {
         if (recv_cancelled(job)) return KD_ECANCELLED;
-        int64_t left = (int64_t)job->idle_ms - (now_ms() - idle_since);
+        int64_t idle = now_ms() - idle_since;
+        int64_t left = (int64_t)job->idle_ms - idle;
         if (left <= 0) return 0;
+        int64_t slice = left < KD_RECV_POLL_SLICE_MS ? left : KD_RECV_POLL_SLICE_MS;
+        if (st->streaming && idle < partner_idle && slice > partner_idle - idle) slice = partner_idle - idle;
         struct pollfd p = {job->sock, POLLIN, 0};
-        int r = poll(&p, 1, (int)(left < KD_RECV_POLL_SLICE_MS ? left : KD_RECV_POLL_SLICE_MS));
+        int r = poll(&p, 1, (int)slice);
+        if (r == 0 && st->streaming && now_ms() - idle_since >= partner_idle) set_streaming(st, 0);
         if (r >= 0) return 1;  /* readable (or hung up: recv says), or a slice passed: recv sees what came */
         if (errno != EINTR) {
             job->error = errno;
@@ -161,7 +194,8 @@ static int wait_readable(kd_recv *job, int64_t idle_since) {
 /* Wake the waiting thread only once `want` bytes are queued (SO_RCVLOWAT), so a
  * body arriving slower than it is hashed is read in buffer-sized pieces, not a
  * wakeup per segment.  Best effort: a socket that refuses it just wakes more. */
-static void want_bytes(kd_recv *job, int *current, uint64_t want) {
+static void want_bytes(kd_recv *job, recv_state *st, uint64_t want) {
+    int *current = &st->lowat;
     int value = want > (uint64_t)(1 << 30) ? (1 << 30) : (int)want;
     if (value < 1) value = 1;
     if (value == *current) return;
@@ -185,15 +219,15 @@ static void store(kd_recv *job, const uint8_t *data, size_t n) {
 }
 
 /* Hash and store what the buffer holds (every byte received so far). */
-static void consume(kd_recv *job, size_t n) {
+static void consume(kd_recv *job, recv_state *st, size_t n) {
     if (n == 0) return;
     if (job->write_error == 0) {
-        hash_shared(job, job->buf, n);
+        hash_shared(job, st, job->buf, n);
         store(job, job->buf, n);
     }
 }
 
-static int receive(kd_recv *job, int *lowat) {
+static int receive(kd_recv *job, recv_state *st) {
     size_t fill = 0;
     int64_t idle_since = now_ms();
     while (job->remaining > 0) {
@@ -205,8 +239,9 @@ static int receive(kd_recv *job, int *lowat) {
             fill += (size_t)r;
             job->remaining -= (uint64_t)r;
             __atomic_store_n(&job->received, job->received + (uint64_t)r, __ATOMIC_RELEASE);
+            if (job->ctx.algorithm == KD_ALG_SHA256) set_streaming(st, 1);
             if (fill == job->buf_size || job->remaining == 0) {
-                consume(job, fill);
+                consume(job, st, fill);
                 fill = 0;
             }
             idle_since = now_ms();
@@ -218,11 +253,15 @@ static int receive(kd_recv *job, int *lowat) {
             job->error = errno;
             return KD_EIO;
         }
-        /* Drained for now: hash what we have, then sleep until a buffer's worth is queued. */
-        consume(job, fill);
-        fill = 0;
-        want_bytes(job, lowat, job->remaining < job->buf_size / 4 ? job->remaining : job->buf_size / 4);
-        int w = wait_readable(job, idle_since);
+        /* Drained for now: hash what we have, then sleep until a buffer's worth is
+         * queued.  The client's idle time starts after our own work. */
+        if (fill) {
+            consume(job, st, fill);
+            fill = 0;
+            idle_since = now_ms();
+        }
+        want_bytes(job, st, job->remaining < job->buf_size / 4 ? job->remaining : job->buf_size / 4);
+        int w = wait_readable(job, st, idle_since);
         if (w <= 0) return w == 0 ? KD_ETIMEDOUT : w;
     }
     return job->write_error ? KD_EWRITE : KD_OK;
@@ -234,11 +273,10 @@ int kd_recv_body(kd_recv *job) {
         (job->ctx.algorithm != KD_ALG_SHA256 && job->ctx.algorithm != KD_ALG_SHA1))
         return KD_EINVAL;
     job->error = 0;
-    int lowat = 1; /* the socket's default, which its next reader expects back */
-    __atomic_fetch_add(&receivers_active, 1, __ATOMIC_RELAXED);
-    int status = receive(job, &lowat);
-    __atomic_fetch_sub(&receivers_active, 1, __ATOMIC_RELAXED);
-    if (lowat != 1) {
+    recv_state st = {1, 0, 0}; /* lowat 1: the socket's default, which its next reader expects back */
+    int status = receive(job, &st);
+    set_streaming(&st, 0);
+    if (st.lowat != 1) {
         int one = 1;
         setsockopt(job->sock, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
     }

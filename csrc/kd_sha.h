@@ -172,9 +172,13 @@ typedef struct kd_recv {
     int32_t error;        /* out: errno of a failed socket call */
     int32_t write_error;  /* in/out: errno of the first failed write; set it
                              before the call to only drain the body */
-    int32_t pair_wait_us; /* in: while other receivers run, wait up to this
-                             long for one to hash a buffer together with
-                             (see kd_recv_paired_blocks); 0: never wait */
+    int32_t pair_wait_us; /* in: while another receiver's bytes are flowing,
+                             wait up to this long for it to hash a buffer
+                             together with (see kd_recv_paired_blocks); 0:
+                             never wait.  After a wait nobody answered, the
+                             next 16 buffers are hashed alone */
+    int32_t partner_idle_ms; /* in: a receiver that got no byte for this long
+                             is not waited for (0: 20 ms) */
 } kd_recv;
 
 int kd_recv_body(kd_recv *job);
@@ -184,6 +188,10 @@ uint64_t kd_recv_bytes_done(const kd_recv *job);
  * kernel since the module loaded: where the active SHA-256 kernel has a pair
  * form (kd_pair_kernel_name), two receivers hashing at once share one pass. */
 uint64_t kd_recv_paired_blocks(void);
+/* Offers to pair that nobody took in time, and the SHA-256 receivers whose
+ * bytes are flowing now (the ones a receiver would wait for). */
+uint64_t kd_recv_unanswered_offers(void);
+int kd_recv_streaming(void);
 /* END CDEF */
 
 #ifdef __cplusplus

@@ -212,8 +212,8 @@ def test_two_receivers_hash_together_and_both_digests_hold() -> None:
     b_in.setblocking(False)
     body_a, body_b = os.urandom(1 << 20), os.urandom(1 << 20)
     hashers = {"a": Hasher(IterationCtx.initial()), "b": Hasher(IterationCtx.initial())}
-    bodies = {"a": NativeBody(a_in.fileno(), len(body_a), bytearray(1 << 20), 30, pair_wait=30),
-              "b": NativeBody(b_in.fileno(), len(body_b), bytearray(1 << 20), 30, pair_wait=30)}
+    bodies = {"a": NativeBody(a_in.fileno(), len(body_a), bytearray(1 << 20), 30, pair_wait=30, partner_idle=60),
+              "b": NativeBody(b_in.fileno(), len(body_b), bytearray(1 << 20), 30, pair_wait=30, partner_idle=60)}
     errors: list[BaseException] = []
 
     def run(name: str) -> None:
@@ -245,3 +245,40 @@ def test_two_receivers_hash_together_and_both_digests_hold() -> None:
     assert hashers["a"].hexdigest() == hashlib.sha256(body_a).hexdigest()
     assert hashers["b"].hexdigest() == hashlib.sha256(body_b).hexdigest()
     assert paired_blocks() - before >= 2 * 256  # at least one shared pass of the minimum size
+
+
+def test_a_stalled_receiver_is_not_waited_for() -> None:
+    """A receiver whose client went quiet stops counting as a partner, so another
+    receiver never sleeps on offers nobody will take (no slowdown by a stalled upload)."""
+    from koodrive_fast._native import lib
+    from koodrive_fast.server._recv import pair_kernel
+
+    if not pair_kernel():
+        pytest.skip("the active SHA-256 kernel has no pair form")
+    a_out, a_in = socket.socketpair()
+    b_out, b_in = socket.socketpair()
+    a_in.setblocking(False)
+    b_in.setblocking(False)
+    stalled = NativeBody(a_in.fileno(), 1 << 20, bytearray(1 << 20), 60, pair_wait=30)
+    runner = threading.Thread(target=lambda: pytest.raises(BodyCut, stalled.run, Hasher(IterationCtx.initial()), -1, 0))
+    try:
+        runner.start()
+        a_out.sendall(b"s" * 10)
+        for _ in range(3000):  # bounded: the stalled receiver counted, then dropped after 20 ms of silence
+            if stalled.received == 10 and lib.kd_recv_streaming() == 0:
+                break
+            threading.Event().wait(0.01)
+        assert stalled.received == 10 and lib.kd_recv_streaming() == 0
+        unanswered = lib.kd_recv_unanswered_offers()
+        body = os.urandom(4 << 20)
+        sender = _send_in_thread(b_out, body)
+        hasher = Hasher(IterationCtx.initial())
+        NativeBody(b_in.fileno(), len(body), bytearray(1 << 20), 30, pair_wait=30).run(hasher, -1, 0)
+        sender.join(30)
+        assert hasher.hexdigest() == hashlib.sha256(body).hexdigest()
+        assert lib.kd_recv_unanswered_offers() == unanswered  # never offered, so never slept 30 s
+    finally:
+        stalled.cancel()
+        runner.join(30)
+        for s in (a_out, a_in, b_out, b_in):
+            s.close()

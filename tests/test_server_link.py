@@ -426,3 +426,25 @@ def test_failed_body_write_answers_500_and_keeps_the_connection(monkeypatch: pyt
             assert put_on(sock, urls[1], data[:BIG]) == b"200"
         assert srv.stats.native_bodies == 2
         assert not list((srv.data_dir / "tmp").iterdir())
+
+
+def test_stopping_the_server_ends_a_body_still_being_received() -> None:
+    """uvicorn's graceful shutdown does not wait for receiver threads: the server's stop
+    cancels them, so no thread keeps the connection (or the closed store) afterwards."""
+    srv = LocalServer(min_part_size=64, native_receivers=4).start()
+    try:
+        data = data_of(2 * BIG, seed=16)
+        file_id, urls = started_big(srv, data)
+        sock = connect(srv)
+        sock.sendall(raw_put(urls[1], data[:BIG])[: -BIG // 2])
+        for _ in range(200):
+            if srv.stats.native_bodies == 1:
+                break
+            time.sleep(0.01)
+        assert srv.stats.native_bodies == 1
+    finally:
+        srv.stop()
+    try:
+        assert read_until_closed(sock, limit=20) == b""  # closed, never answered
+    finally:
+        sock.close()

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from ._sizes import parse_rate, parse_size
     from .server import ServerConfig
     from .server._app import create_app
-    from .server._front import front_protocol_class
+    from .server._front import cancel_receives, front_protocol_class
     from .server._faults import Faults, Stats
     from .server._runner import bind_socket, build_state, persistent_token
     from .server._sessions import Sessions
@@ -190,12 +190,13 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(state)
         uv_config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="off",
-            http=front_protocol_class(state, config.http_impl),
+            http=(front := front_protocol_class(state, config.http_impl)),
             timeout_graceful_shutdown=5,
         )
         try:
             _ForegroundServer(uv_config).run(sockets=[sock])
         finally:
+            cancel_receives(front)
             state.store.close()
             sock.close()
     finally:

@@ -11,12 +11,12 @@ once the head is parsed and the URL checked, the loop stops reading the
 connection and the C core's ``kd_recv_body`` receives the body from a
 duplicate of its socket, hashes it from the signed context (sharing passes of
 the two-message SHA-NI kernel with another receiver when two hash at once)
-and ``pwrite``\ s it, with no Python per chunk; the loop answers when it is
+and ``pwrite``\\ s it, with no Python per chunk; the loop answers when it is
 done.  At most ``native_receivers`` bodies go that way at once; the others,
 and all bodies under link emulation or an injected fault, are read by the
 loop itself with ``recv_into`` straight into reused ``write_buffer``-sized
 buffers (:class:`asyncio.BufferedProtocol`), each full buffer hashed and
-``pwritev``\ d on a worker thread while the loop fills the other.
+``pwritev``\\ d on a worker thread while the loop fills the other.
 
 Every other request (the JSON API, downloads, PUTs on a connection whose
 previous response is still being written, anything unusual) is fed to a
@@ -53,7 +53,7 @@ from ._app import BUCKET, PartJob, S3Failure, ServerState, _App, _retry_after, s
 from ._recv import BodyCut, BodyTimedOut, NativeBody, ReceiverThreads
 from ._store import valid_file_id
 
-__all__ = ["TokenBucket", "front_protocol_class"]
+__all__ = ["TokenBucket", "cancel_receives", "front_protocol_class"]
 
 log = logging.getLogger("koodrive_fast.server")
 
@@ -180,6 +180,12 @@ class _Link:
         self.native_free = config.native_receivers  # receives that may start (loop thread only)
         self.native_pool = _BufferPool(NATIVE_BUFFER)
         self.receivers = ReceiverThreads(config.native_receivers)
+        self.live: set[NativeBody] = set()  # bodies being received (any thread)
+
+    def cancel_receives(self) -> None:
+        """Stop every body still being received (the server is stopping)."""
+        for body in list(self.live):
+            body.cancel()
 
 
 class _Put:
@@ -489,11 +495,18 @@ class _Front(asyncio.BufferedProtocol):
         except OSError:  # no descriptor left for the duplicate: the loop reads it
             link.native_pool.put(buffer)
             return False
+        link.live.add(body)
+        try:
+            link.receivers.submit(lambda: self._native_receive(put, job, body, extra, buffer))
+        except RuntimeError:  # no thread could start: the loop reads this body
+            link.live.discard(body)
+            body.close()
+            link.native_pool.put(buffer)
+            return False
         link.native_free -= 1
         self.core.state.stats._count_native()
         put.job, put.native = None, body  # the receiver owns the job now
         self.pause("native")
-        link.receivers.submit(lambda: self._native_receive(put, job, body, extra, buffer))
         return True
 
     def _native_receive(self, put: _Put, job: PartJob, body: NativeBody, extra: bytes, buffer: bytearray) -> None:
@@ -510,8 +523,12 @@ class _Front(asyncio.BufferedProtocol):
         except BaseException as exc:  # answered on the loop
             outcome = exc
         finally:
-            body.close()
-            job.abandon()
+            self.link.live.discard(body)
+            for release in (body.close, job.abandon):
+                try:
+                    release()
+                except OSError as exc:  # never strand the connection over a failed cleanup
+                    log.error("releasing a received part failed: %s", exc)
             self.link.native_pool.put(buffer)
         try:
             self.loop.call_soon_threadsafe(self._native_done, put, outcome)
@@ -714,6 +731,14 @@ def _fault_response(fault: Any) -> bytes:
     if fault.status == 503:
         return s3_error_bytes(503, "ServiceUnavailable", "Please reduce your request rate.")
     return s3_error_bytes(500, "InternalError", "We encountered an internal error. Please try again.")
+
+
+def cancel_receives(protocol_class: type[asyncio.Protocol]) -> None:
+    """After the server stopped: end the bodies still held by receiver threads
+    (uvicorn's graceful shutdown waits only for its own requests)."""
+    link = getattr(protocol_class, "link", None)
+    if isinstance(link, _Link):
+        link.cancel_receives()
 
 
 def front_protocol_class(state: ServerState, http_impl: str) -> type[asyncio.Protocol]:

@@ -10,6 +10,7 @@ the loop reading a reused descriptor; :meth:`NativeBody.cancel` stops it.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import socket
@@ -21,6 +22,8 @@ from .._native import ffi, lib
 from ._ctx import Hasher
 
 __all__ = ["BodyCut", "BodyTimedOut", "NativeBody", "ReceiverThreads", "pair_kernel", "paired_blocks"]
+
+log = logging.getLogger("koodrive_fast.server")
 
 #: How long a receiver with a full buffer waits for another to hash it
 #: together with (the pair kernel: two messages for little more than one).
@@ -49,7 +52,7 @@ class NativeBody:
     """One body of ``length`` bytes read from socket ``fd`` (a duplicate is kept) into ``buffer``."""
 
     def __init__(self, fd: int, length: int, buffer: bytearray, idle_timeout: float,
-                 pair_wait: float = PAIR_WAIT) -> None:
+                 pair_wait: float = PAIR_WAIT, partner_idle: float | None = None) -> None:
         self._sock = socket.socket(fileno=os.dup(fd))
         self._buffer = buffer
         self._job: Any = ffi.new("kd_recv *")
@@ -61,6 +64,8 @@ class NativeBody:
         job.buf_size = len(buffer)
         job.idle_ms = max(1, min(2**31 - 1, int(idle_timeout * 1000)))
         job.pair_wait_us = max(0, min(10**6, int(pair_wait * 1e6)))
+        if partner_idle is not None:  # tests: keep a quiet receiver counted as a partner
+            job.partner_idle_ms = max(1, min(2**31 - 1, int(partner_idle * 1000)))
         self._closed = False
         self._lock = threading.Lock()
 
@@ -129,16 +134,23 @@ class ReceiverThreads:
         self._idle = 0
 
     def submit(self, work: Callable[[], None]) -> None:
-        """Run ``work`` on a receiver thread (the caller keeps at most ``limit`` running)."""
+        """Run ``work`` on a receiver thread (the caller keeps at most ``limit`` running).
+
+        Raises ``RuntimeError`` if a needed thread cannot start; ``work`` is then not queued."""
         with self._lock:
             start = self._idle == 0 and self._threads < self._limit
             if start:
                 self._threads += 1
             else:
                 self._idle -= 1
-        self._work.put(work)
         if start:
-            threading.Thread(target=self._run, name=self._name, daemon=True).start()
+            try:
+                threading.Thread(target=self._run, name=self._name, daemon=True).start()
+            except BaseException:
+                with self._lock:
+                    self._threads -= 1
+                raise
+        self._work.put(work)
 
     def _run(self) -> None:
         while True:
@@ -151,6 +163,9 @@ class ReceiverThreads:
                         self._threads -= 1
                         return
                 continue  # a submit counted on this thread: its work is on the way
-            work()
+            try:
+                work()
+            except BaseException as exc:  # a receive reports its own outcome; this is a bug's last stop
+                log.exception("a receiver thread's work failed: %s", exc)
             with self._lock:
                 self._idle += 1

@@ -18,7 +18,7 @@ import uvicorn
 
 from .._config import Limits
 from ._app import ServerState, create_app
-from ._front import front_protocol_class
+from ._front import cancel_receives, front_protocol_class
 from ._faults import Faults, Stats
 from ._sessions import Sessions
 from ._settings import ServerConfig, check_token_ttl
@@ -37,6 +37,7 @@ class _ThreadServer(uvicorn.Server):
 
     _wake: asyncio.Event | None = None
     _loop: asyncio.AbstractEventLoop | None = None
+    front: type[asyncio.Protocol] | None = None  # the connection front end's class
 
     async def main_loop(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -266,10 +267,11 @@ class LocalServer:
         app = create_app(state)
         uv_config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="off",
-            http=front_protocol_class(state, self.config.http_impl),
+            http=(front := front_protocol_class(state, self.config.http_impl)),
             timeout_graceful_shutdown=2, h11_max_incomplete_event_size=64 * 1024,
         )
         server = _ThreadServer(uv_config)
+        server.front = front
         self._server = server
         self._error = None
         started = threading.Event()
@@ -302,7 +304,11 @@ class LocalServer:
     @staticmethod
     async def _serve(server: _ThreadServer, sock: socket.socket, started: threading.Event) -> None:
         # uvicorn installs signal handlers only on the main thread; this is not it
-        await server.serve(sockets=[sock])
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            if server.front is not None:
+                cancel_receives(server.front)
 
     def stop(self) -> None:
         """Stop serving (bounded in time) and close the store; removes a temporary data dir."""
