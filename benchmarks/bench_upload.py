@@ -130,23 +130,23 @@ def _cgroup(limit: int) -> Optional[Path]:
     return group
 
 
-def _storage_node(args: argparse.Namespace, source: Path, endpoint: str, user_id: str,
-                  server_pid: int) -> dict[str, Any]:
-    """Server CPU around the part PUTs alone (URLs fetched before, complete after)."""
-    _warm(source)
-    put_all, complete = storage_node_puts(endpoint, user_id, source, args.part_size, args.concurrency)
-    cpu0, started = proc_cpu(server_pid), time.perf_counter()
+def _storage_node_child(args: argparse.Namespace) -> None:
+    """The storage-node mode, in the child: the server's CPU around the part PUTs alone
+    (URLs fetched before, complete after, which checks every byte counted)."""
+    path = Path(args.file)
+    put_all, complete = storage_node_puts(args.endpoint, args.user_id, path, args.part_size, args.concurrency)
+    cpu0, server0, started = time.process_time(), proc_cpu(args.server_pid), time.perf_counter()
     put_all()
-    row = {"mode": STORAGE_NODE, "seconds": time.perf_counter() - started, "size": source.stat().st_size,
-           "server_cpu": proc_cpu(server_pid) - cpu0, "rss_kib": float("nan"), "cpu": float("nan")}
-    complete()  # the chain and digest check out: every byte counted was verified
-    return row
+    seconds, server = time.perf_counter() - started, proc_cpu(args.server_pid) - server0
+    cpu = time.process_time() - cpu0
+    complete()
+    print(json.dumps({"mode": STORAGE_NODE, "seconds": seconds, "size": path.stat().st_size,
+                      "server_cpu_puts": server, "cpu": cpu,
+                      "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
 def _run_mode(args: argparse.Namespace, mode: str, source: Path, workdir: Path, endpoint: str,
               user_id: str, server_pid: int, cold: bool, group: Optional[Path]) -> dict[str, Any]:
-    if mode == STORAGE_NODE:
-        return _storage_node(args, source, endpoint, user_id, server_pid)
     if cold:
         make_cold(source)
     else:
@@ -162,11 +162,13 @@ def _run_mode(args: argparse.Namespace, mode: str, source: Path, workdir: Path, 
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--file", str(source),
          "--workdir", str(workdir), "--endpoint", endpoint, "--user-id", user_id,
-         "--part-size", str(args.part_size), "--concurrency", str(args.concurrency)],
+         "--part-size", str(args.part_size), "--concurrency", str(args.concurrency),
+         "--server-pid", str(server_pid)],
         check=True, capture_output=True, text=True, preexec_fn=enter_group if group else None,
     )
     row: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    row["server_cpu"] = proc_cpu(server_pid) - server_cpu0
+    measured_puts = row.pop("server_cpu_puts", None)  # storage-node: the child measured the PUTs alone
+    row["server_cpu"] = proc_cpu(server_pid) - server_cpu0 if measured_puts is None else measured_puts
     shutil.rmtree(workdir / "server" / "parts", ignore_errors=True)
     return row
 
@@ -197,10 +199,14 @@ def main() -> int:
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--user-id", help=argparse.SUPPRESS)
+    parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     from koodrive_fast import parse_size
 
     args.part_size = parse_size(args.part_size)
+    if args.child == STORAGE_NODE:
+        _storage_node_child(args)
+        return 0
     if args.child:
         _child(args)
         return 0

@@ -21,6 +21,23 @@ from koodrive_fast.server._ctx import Hasher, IterationCtx
 from koodrive_fast.server._recv import BodyCut, BodyTimedOut, NativeBody, ReceiverThreads
 
 
+_opened: list[NativeBody] = []
+
+
+def _body(*args: object, **kwargs: object) -> NativeBody:
+    """A NativeBody closed after the test (it holds a duplicate of the socket)."""
+    body = NativeBody(*args, **kwargs)  # type: ignore[arg-type]
+    _opened.append(body)
+    return body
+
+
+@pytest.fixture(autouse=True)
+def _close_bodies() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 @pytest.fixture()
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     a, b = socket.socketpair()
@@ -65,7 +82,7 @@ def test_body_hashed_and_written_exactly(tmp_path_factory: pytest.TempPathFactor
     try:
         sender = _send_in_thread(a, body + after, pieces)
         hasher = _resumed(prefix)
-        native = NativeBody(b.fileno(), size, bytearray(buffer), idle_timeout=30)
+        native = _body(b.fileno(), size, bytearray(buffer), idle_timeout=30)
         native.run(hasher, fd, 7)
         native.close()
         sender.join(30)
@@ -85,7 +102,7 @@ def test_low_water_mark_is_restored(pair: tuple[socket.socket, socket.socket]) -
     body = os.urandom(3 << 20)
     sender = _send_in_thread(a, body, pieces=24)
     hasher = Hasher(IterationCtx.initial())
-    native = NativeBody(b.fileno(), len(body), bytearray(1 << 20), idle_timeout=30)
+    native = _body(b.fileno(), len(body), bytearray(1 << 20), idle_timeout=30)
     native.run(hasher, -1, 0)
     sender.join(30)
     assert hasher.hexdigest() == hashlib.sha256(body).hexdigest()
@@ -96,7 +113,7 @@ def test_low_water_mark_is_restored(pair: tuple[socket.socket, socket.socket]) -
 def test_silent_client_times_out(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
     a.sendall(b"x" * 100)
-    native = NativeBody(b.fileno(), 1000, bytearray(4096), idle_timeout=0.2)
+    native = _body(b.fileno(), 1000, bytearray(4096), idle_timeout=0.2)
     with pytest.raises(BodyTimedOut):
         native.run(Hasher(IterationCtx.initial()), -1, 0)
     assert native.received == 100
@@ -106,14 +123,14 @@ def test_client_closing_early_is_a_cut(pair: tuple[socket.socket, socket.socket]
     a, b = pair
     a.sendall(b"y" * 500)
     a.shutdown(socket.SHUT_WR)
-    native = NativeBody(b.fileno(), 1000, bytearray(4096), idle_timeout=30)
+    native = _body(b.fileno(), 1000, bytearray(4096), idle_timeout=30)
     with pytest.raises(BodyCut, match="closed the connection after 500"):
         native.run(Hasher(IterationCtx.initial()), -1, 0)
 
 
 def test_cancel_stops_a_waiting_receive(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
-    native = NativeBody(b.fileno(), 1000, bytearray(4096), idle_timeout=600)
+    native = _body(b.fileno(), 1000, bytearray(4096), idle_timeout=600)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -136,7 +153,7 @@ def test_failed_write_still_drains_the_body(pair: tuple[socket.socket, socket.so
     (tmp_path / "ro").write_bytes(b"")
     read_only = os.open(tmp_path / "ro", os.O_RDONLY)
     try:
-        native = NativeBody(b.fileno(), len(body), bytearray(65536), idle_timeout=30)
+        native = _body(b.fileno(), len(body), bytearray(65536), idle_timeout=30)
         with pytest.raises(OSError) as failure:
             native.run(Hasher(IterationCtx.initial()), read_only, 0)
     finally:
@@ -150,7 +167,7 @@ def test_failed_write_still_drains_the_body(pair: tuple[socket.socket, socket.so
 def test_drain_only(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
     a.sendall(b"z" * 5000)
-    native = NativeBody(b.fileno(), 5000, bytearray(1024), idle_timeout=30)
+    native = _body(b.fileno(), 5000, bytearray(1024), idle_timeout=30)
     native.drain_only(28)
     with pytest.raises(OSError) as failure:
         native.run(Hasher(IterationCtx.initial()), -1, 0)
@@ -212,8 +229,8 @@ def test_two_receivers_hash_together_and_both_digests_hold() -> None:
     b_in.setblocking(False)
     body_a, body_b = os.urandom(1 << 20), os.urandom(1 << 20)
     hashers = {"a": Hasher(IterationCtx.initial()), "b": Hasher(IterationCtx.initial())}
-    bodies = {"a": NativeBody(a_in.fileno(), len(body_a), bytearray(1 << 20), 30, pair_wait=30, partner_idle=60),
-              "b": NativeBody(b_in.fileno(), len(body_b), bytearray(1 << 20), 30, pair_wait=30, partner_idle=60)}
+    bodies = {"a": _body(a_in.fileno(), len(body_a), bytearray(1 << 20), 30, pair_wait=30, partner_idle=60),
+              "b": _body(b_in.fileno(), len(body_b), bytearray(1 << 20), 30, pair_wait=30, partner_idle=60)}
     errors: list[BaseException] = []
 
     def run(name: str) -> None:
@@ -259,7 +276,7 @@ def test_a_stalled_receiver_is_not_waited_for() -> None:
     b_out, b_in = socket.socketpair()
     a_in.setblocking(False)
     b_in.setblocking(False)
-    stalled = NativeBody(a_in.fileno(), 1 << 20, bytearray(1 << 20), 60, pair_wait=30)
+    stalled = _body(a_in.fileno(), 1 << 20, bytearray(1 << 20), 60, pair_wait=30)
     runner = threading.Thread(target=lambda: pytest.raises(BodyCut, stalled.run, Hasher(IterationCtx.initial()), -1, 0))
     try:
         runner.start()
@@ -273,7 +290,7 @@ def test_a_stalled_receiver_is_not_waited_for() -> None:
         body = os.urandom(4 << 20)
         sender = _send_in_thread(b_out, body)
         hasher = Hasher(IterationCtx.initial())
-        NativeBody(b_in.fileno(), len(body), bytearray(1 << 20), 30, pair_wait=30).run(hasher, -1, 0)
+        _body(b_in.fileno(), len(body), bytearray(1 << 20), 30, pair_wait=30).run(hasher, -1, 0)
         sender.join(30)
         assert hasher.hexdigest() == hashlib.sha256(body).hexdigest()
         assert lib.kd_recv_unanswered_offers() == unanswered  # never offered, so never slept 30 s

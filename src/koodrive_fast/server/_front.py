@@ -491,7 +491,8 @@ class _Front(asyncio.BufferedProtocol):
         assert job is not None
         buffer = link.native_pool.get()
         try:
-            body = NativeBody(sock.fileno(), put.remaining - len(extra), buffer, self.config.body_timeout)
+            body = NativeBody(sock.fileno(), put.remaining - len(extra), buffer, self.config.body_timeout,
+                              family=sock.family)
         except OSError:  # no descriptor left for the duplicate: the loop reads it
             link.native_pool.put(buffer)
             return False

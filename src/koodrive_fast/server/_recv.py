@@ -49,11 +49,13 @@ class BodyCut(Exception):
 
 
 class NativeBody:
-    """One body of ``length`` bytes read from socket ``fd`` (a duplicate is kept) into ``buffer``."""
+    """One body of ``length`` bytes read from stream socket ``fd`` (a duplicate is kept) into
+    ``buffer``; ``family`` if known spares the lookup."""
 
     def __init__(self, fd: int, length: int, buffer: bytearray, idle_timeout: float,
-                 pair_wait: float = PAIR_WAIT, partner_idle: float | None = None) -> None:
-        self._sock = socket.socket(fileno=os.dup(fd))
+                 pair_wait: float = PAIR_WAIT, partner_idle: float | None = None,
+                 family: int = -1) -> None:
+        self._sock = socket.socket(family, socket.SOCK_STREAM, fileno=os.dup(fd))
         self._buffer = buffer
         self._job: Any = ffi.new("kd_recv *")
         self._buf = ffi.from_buffer(buffer)
