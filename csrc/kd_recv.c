@@ -22,7 +22,8 @@
 /* A receiver whose client sent nothing for this long stops counting as a
  * partner to wait for (kd_recv.partner_idle_ms 0 means this). */
 #define KD_STREAMING_IDLE_MS 20
-/* After an offer nobody took, hash this many buffers alone before offering again. */
+/* After offers nobody took, hash 1, 2, 4, ... up to this many buffers alone
+ * before offering again (reset by a pairing). */
 #define KD_PAIR_BACKOFF 16
 
 /* SHA-256 receivers whose bytes are flowing (see KD_STREAMING_IDLE_MS): a
@@ -34,6 +35,7 @@ typedef struct recv_state {
     int lowat;      /* SO_RCVLOWAT now set on the socket */
     int streaming;  /* counted in receivers_streaming */
     int skip_waits; /* buffers to hash without offering (back-off) */
+    int misses;     /* offers in a row that nobody took */
 } recv_state;
 
 static void set_streaming(recv_state *st, int on) {
@@ -78,7 +80,8 @@ uint64_t kd_recv_paired_blocks(void) { return __atomic_load_n(&pair_blocks, __AT
 uint64_t kd_recv_unanswered_offers(void) { return __atomic_load_n(&pair_unanswered, __ATOMIC_RELAXED); }
 int kd_recv_streaming(void) { return __atomic_load_n(&receivers_streaming, __ATOMIC_RELAXED); }
 
-/* Returns 0 when an offer timed out untaken, else 1. */
+/* Returns 1 if the blocks were hashed in a pair, -1 if an offer timed out
+ * untaken, 0 if hashed alone without offering. */
 static int blocks_shared(kd_pair_fn pairs, uint32_t *h, const uint8_t *data, size_t nblocks,
                          int wait_us) {
     pthread_once(&pair_once, pair_init);
@@ -102,7 +105,7 @@ static int blocks_shared(kd_pair_fn pairs, uint32_t *h, const uint8_t *data, siz
     if (wait_us <= 0) {
         pthread_mutex_unlock(&pair_mu);
         kd_active_sha256(h, data, nblocks);
-        return 1;
+        return 0;
     }
     pair_offer me = {h, data, nblocks, 0, 0, 0};
     pair_waiting = &me;
@@ -120,7 +123,7 @@ static int blocks_shared(kd_pair_fn pairs, uint32_t *h, const uint8_t *data, siz
             pthread_mutex_unlock(&pair_mu);
             __atomic_fetch_add(&pair_unanswered, 1, __ATOMIC_RELAXED);
             kd_active_sha256(h, data, nblocks);
-            return 0;
+            return -1;
         }
     }
     while (!me.finished) pthread_cond_wait(&pair_cv, &pair_mu);
@@ -147,7 +150,13 @@ static void hash_shared(kd_recv *job, recv_state *st, const uint8_t *data, size_
     int others = __atomic_load_n(&receivers_streaming, __ATOMIC_RELAXED) > st->streaming;
     int wait_us = others && st->skip_waits == 0 ? job->pair_wait_us : 0;
     if (st->skip_waits > 0) st->skip_waits--;
-    if (!blocks_shared(pairs, ctx->h, data, nblocks, wait_us)) st->skip_waits = KD_PAIR_BACKOFF;
+    int paired = blocks_shared(pairs, ctx->h, data, nblocks, wait_us);
+    if (paired > 0) {
+        st->misses = 0;
+    } else if (paired < 0) {
+        st->skip_waits = st->misses < 4 ? 1 << st->misses : KD_PAIR_BACKOFF;
+        st->misses++;
+    }
     ctx->length += 64 * (uint64_t)nblocks;
     kd_hash_update(ctx, data + 64 * nblocks, n - 64 * nblocks);
 }
@@ -273,7 +282,7 @@ int kd_recv_body(kd_recv *job) {
         (job->ctx.algorithm != KD_ALG_SHA256 && job->ctx.algorithm != KD_ALG_SHA1))
         return KD_EINVAL;
     job->error = 0;
-    recv_state st = {1, 0, 0}; /* lowat 1: the socket's default, which its next reader expects back */
+    recv_state st = {1, 0, 0, 0}; /* lowat 1: the socket's default, which its next reader expects back */
     int status = receive(job, &st);
     set_streaming(&st, 0);
     if (st.lowat != 1) {

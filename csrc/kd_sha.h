@@ -175,8 +175,8 @@ typedef struct kd_recv {
     int32_t pair_wait_us; /* in: while another receiver's bytes are flowing,
                              wait up to this long for it to hash a buffer
                              together with (see kd_recv_paired_blocks); 0:
-                             never wait.  After a wait nobody answered, the
-                             next 16 buffers are hashed alone */
+                             never wait.  After waits nobody answered, the
+                             next 1, 2, 4 ... 16 buffers are hashed alone */
     int32_t partner_idle_ms; /* in: a receiver that got no byte for this long
                              is not waited for (0: 20 ms) */
 } kd_recv;
