@@ -6,7 +6,7 @@
 #   - the kernel, hashing, scan, scan-fuzz, context and body-receive tests once per kernel
 #     this CPU can run, forced in turn with KOODRIVE_FAST_KERNEL;
 #   - the seeded scan fuzz against OpenSSL's contexts, ~1 minute in all;
-#   - the ThreadSanitizer harness for the scan's progress counters.
+#   - the ThreadSanitizer harnesses: the scan's progress counters, the receivers' pairing.
 # Any sanitizer report, in pytest or in a process it starts, fails the pass.
 #
 # Python is not instrumented, so libasan is preloaded (LD_PRELOAD, the one the
@@ -108,9 +108,9 @@ for kernel in "${kernel_list[@]}"; do
     ci_note "sanitizer: kernel $kernel clean in $((SECONDS - start)) s"
 done
 
-ci_note "ThreadSanitizer: scan progress counters"
+ci_note "ThreadSanitizer: scan progress counters, receivers pairing their hashing"
 log=$WORK/pytest-tsan.log
 sanitized "$VPY" -m pytest -q -p no:cacheprovider --capture=sys -rs tests/test_scan.py \
-    -k under_tsan 2>&1 | tee "$log" || status=$?
+    tests/test_recv_core.py -k under_tsan 2>&1 | tee "$log" || status=$?
 check_reports "$log" || status=1
 exit "$status"
