@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _tsan_harness import needs_gcc, run_tsan_harness
 from koodrive_fast.server._ctx import Hasher, IterationCtx
 from koodrive_fast.server._recv import BodyCut, BodyTimedOut, NativeBody, ReceiverThreads
 
@@ -218,17 +217,29 @@ def test_pair_kernel_matches_two_single_runs(blocks: int) -> None:
     assert lib.kd_sha256_pairs_with(b"portable", s1, one, s2, two, blocks) == lib.KD_ENOKERNEL
 
 
-def test_two_receivers_hash_together_and_both_digests_hold() -> None:
-    """B offers its buffer while A is inside the loop; A's next buffer takes it: one
-    pass of the pair kernel, and each body's digest is still its own."""
-    from koodrive_fast.server._recv import pair_kernel, paired_blocks
+@pytest.fixture()
+def two_pairs() -> Iterator[list[tuple[socket.socket, socket.socket]]]:
+    """Two socketpairs (receiving ends non-blocking), where the pair kernel is active."""
+    from koodrive_fast.server._recv import pair_kernel
 
     if not pair_kernel():
         pytest.skip("the active SHA-256 kernel has no pair form")
-    a_out, a_in = socket.socketpair()
-    b_out, b_in = socket.socketpair()
-    a_in.setblocking(False)
-    b_in.setblocking(False)
+    pairs = [socket.socketpair() for _ in range(2)]
+    for _, receiving in pairs:
+        receiving.setblocking(False)
+    yield pairs
+    for ends in pairs:
+        for end in ends:
+            end.close()
+
+
+def test_two_receivers_hash_together_and_both_digests_hold(
+        two_pairs: list[tuple[socket.socket, socket.socket]]) -> None:
+    """B offers its buffer while A is inside the loop; A's next buffer takes it: one
+    pass of the pair kernel, and each body's digest is still its own."""
+    from koodrive_fast.server._recv import paired_blocks
+
+    (a_out, a_in), (b_out, b_in) = two_pairs
     body_a, body_b = os.urandom(1 << 20), os.urandom(1 << 20)
     hashers = {"a": Hasher(IterationCtx.initial()), "b": Hasher(IterationCtx.initial())}
     bodies = {"a": _body(a_in.fileno(), len(body_a), bytearray(1 << 20), 30, pair_wait=30, partner_idle=60),
@@ -242,42 +253,32 @@ def test_two_receivers_hash_together_and_both_digests_hold() -> None:
             errors.append(exc)
 
     before = paired_blocks()
-    try:
-        receiver_a = threading.Thread(target=run, args=("a",))
-        receiver_a.start()
-        a_out.sendall(body_a[:10])
-        for _ in range(3000):  # bounded: until A is certainly inside its loop
-            if bodies["a"].received == 10:
-                break
-            threading.Event().wait(0.01)
-        assert bodies["a"].received == 10
-        receiver_b = threading.Thread(target=run, args=("b",))
-        receiver_b.start()
-        sender_b = _send_in_thread(b_out, body_b)
-        sender_a = _send_in_thread(a_out, body_a[10:])
-        for t in (receiver_a, receiver_b, sender_a, sender_b):
-            t.join(60)
-    finally:
-        for s in (a_out, a_in, b_out, b_in):
-            s.close()
+    receiver_a = threading.Thread(target=run, args=("a",))
+    receiver_a.start()
+    a_out.sendall(body_a[:10])
+    for _ in range(3000):  # bounded: until A is certainly inside its loop
+        if bodies["a"].received == 10:
+            break
+        threading.Event().wait(0.01)
+    assert bodies["a"].received == 10
+    receiver_b = threading.Thread(target=run, args=("b",))
+    receiver_b.start()
+    sender_b = _send_in_thread(b_out, body_b)
+    sender_a = _send_in_thread(a_out, body_a[10:])
+    for t in (receiver_a, receiver_b, sender_a, sender_b):
+        t.join(60)
     assert not errors
     assert hashers["a"].hexdigest() == hashlib.sha256(body_a).hexdigest()
     assert hashers["b"].hexdigest() == hashlib.sha256(body_b).hexdigest()
     assert paired_blocks() - before >= 2 * 256  # at least one shared pass of the minimum size
 
 
-def test_a_stalled_receiver_is_not_waited_for() -> None:
+def test_a_stalled_receiver_is_not_waited_for(two_pairs: list[tuple[socket.socket, socket.socket]]) -> None:
     """A receiver whose client went quiet stops counting as a partner, so another
     receiver never sleeps on offers nobody will take (no slowdown by a stalled upload)."""
     from koodrive_fast._native import lib
-    from koodrive_fast.server._recv import pair_kernel
 
-    if not pair_kernel():
-        pytest.skip("the active SHA-256 kernel has no pair form")
-    a_out, a_in = socket.socketpair()
-    b_out, b_in = socket.socketpair()
-    a_in.setblocking(False)
-    b_in.setblocking(False)
+    (a_out, a_in), (b_out, b_in) = two_pairs
     stalled = _body(a_in.fileno(), 1 << 20, bytearray(1 << 20), 60, pair_wait=30)
     runner = threading.Thread(target=lambda: pytest.raises(BodyCut, stalled.run, Hasher(IterationCtx.initial()), -1, 0))
     try:
@@ -299,29 +300,12 @@ def test_a_stalled_receiver_is_not_waited_for() -> None:
     finally:
         stalled.cancel()
         runner.join(30)
-        for s in (a_out, a_in, b_out, b_in):
-            s.close()
 
 
-@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc (with its ThreadSanitizer runtime)")
+@needs_gcc
 def test_pairing_rendezvous_is_race_free_under_tsan(tmp_path: Path) -> None:
     """Build the core with -fsanitize=thread and run csrc/tests/recv_pair_harness.c: four
     receivers on socketpairs pair their hashing (one thread reads another's buffer and
     writes its state while it sleeps); no data race, every digest right, pairs happened."""
-    csrc = Path(__file__).resolve().parent.parent / "csrc"
-    exe = tmp_path / "recv_pair"
-    sources = sorted(str(p) for p in csrc.glob("kd_*.c"))
-    # no LD_PRELOAD: CI's sanitizer pass preloads AddressSanitizer, which cannot share a process
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "KOODRIVE_FAST_KERNEL")}
-    env["TSAN_OPTIONS"] = "halt_on_error=1 exitcode=66"
-    build = subprocess.run(
-        ["gcc", "-fsanitize=thread", "-O1", "-g", "-std=c11", "-Wall", "-Wextra", "-Werror",
-         "-I", str(csrc), str(csrc / "tests" / "recv_pair_harness.c"), *sources, "-lpthread",
-         "-o", str(exe)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300, env=env, check=False)
-    assert "ThreadSanitizer" not in run.stderr, run.stderr
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.count(" ok\n") == 4, run.stdout
+    out = run_tsan_harness("recv_pair_harness.c", tmp_path)
+    assert out.count(" ok\n") == 4, out

@@ -5,8 +5,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _tsan_harness import needs_gcc, run_tsan_harness
 from koodrive_fast._native import ALGORITHMS, WORDS, ffi, lib
 
 ALG_NAMES = ("sha256", "sha1")
@@ -317,10 +316,7 @@ def test_scan_runs_without_the_gil(big_file: tuple[Path, bytes]) -> None:
 
 # --------------------------------------------- counters under ThreadSanitizer
 
-CSRC = Path(__file__).resolve().parent.parent / "csrc"
-
-
-@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc (with its ThreadSanitizer runtime)")
+@needs_gcc
 def test_progress_counter_reset_is_race_free_under_tsan(tmp_path: Path) -> None:
     """Build the core with -fsanitize=thread and run csrc/tests/scan_race_harness.c.
 
@@ -328,21 +324,5 @@ def test_progress_counter_reset_is_race_free_under_tsan(tmp_path: Path) -> None:
     same kd_scan; the scan's reset of them must be atomic too.  With the old
     plain stores ThreadSanitizer reports a data race in kd_scan_buffer and
     kd_scan_fd, and the harness exits 66."""
-    exe = tmp_path / "scan_race"
-    sources = sorted(str(p) for p in CSRC.glob("kd_*.c"))
-    # no LD_PRELOAD: CI's sanitizer pass preloads AddressSanitizer, which cannot share a process
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "KOODRIVE_FAST_KERNEL")}
-    env["TSAN_OPTIONS"] = "halt_on_error=1 exitcode=66"
-    build = subprocess.run(
-        ["gcc", "-fsanitize=thread", "-O1", "-g", "-std=c11", "-Wall", "-Wextra", "-Werror",
-         "-I", str(CSRC), str(CSRC / "tests" / "scan_race_harness.c"), *sources, "-lpthread",
-         "-o", str(exe)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run(
-        [str(exe)], capture_output=True, text=True, timeout=120, env=env, check=False
-    )
-    assert "ThreadSanitizer" not in run.stderr, run.stderr
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.count(" ok\n") == 3, run.stdout
+    out = run_tsan_harness("scan_race_harness.c", tmp_path)
+    assert out.count(" ok\n") == 3, out

@@ -205,20 +205,25 @@ def test_link_latency_delays_each_body() -> None:
     assert elapsed >= 3 * 0.2
 
 
-def test_throttled_upload_round_trips() -> None:
+def upload_and_check(srv: LocalServer, data: bytes, part_size: int) -> int:
+    """Create, PUT every part, complete and download ``data``; returns the part count."""
     from _server_helpers import download
 
+    parts = plan(data, part_size)
+    with httpx.Client(base_url=srv.base_url, timeout=30) as http:
+        doc = ok(api(http, srv, "files/create", create_body(data, multiParts=parts)))
+        urls = urls_by_number(doc)
+        for p in parts:
+            body = data[p["partOffset"]: p["partOffset"] + p["partSize"]]
+            assert http.put(urls[p["partNumber"]], content=body).status_code == 200
+        ok(api(http, srv, "files/complete", {"fileId": doc["fileId"]}))
+        assert download(http, srv, doc["fileId"]) == data
+    return len(parts)
+
+
+def test_throttled_upload_round_trips() -> None:
     with LocalServer(min_part_size=64 * KiB, link_rate=4_000_000, link_rate_per_connection=2_000_000) as srv:
-        data = data_of(600 * KiB + 5, seed=8)
-        parts = plan(data, 128 * KiB)
-        with httpx.Client(base_url=srv.base_url, timeout=30) as http:
-            doc = ok(api(http, srv, "files/create", create_body(data, multiParts=parts)))
-            urls = urls_by_number(doc)
-            for p in parts:
-                body = data[p["partOffset"]: p["partOffset"] + p["partSize"]]
-                assert http.put(urls[p["partNumber"]], content=body).status_code == 200
-            ok(api(http, srv, "files/complete", {"fileId": doc["fileId"]}))
-            assert download(http, srv, doc["fileId"]) == data
+        upload_and_check(srv, data_of(600 * KiB + 5, seed=8), 128 * KiB)
 
 
 def test_expired_url_is_answered_after_the_body(slow_srv: LocalServer) -> None:
@@ -328,23 +333,22 @@ def put_on(sock: socket.socket, url: str, body: bytes) -> bytes:
     return answer.split(b" ", 2)[1]
 
 
+def start_body_natively(srv: LocalServer, sock: socket.socket, url: str, body: bytes, count: int = 1) -> None:
+    """Send a PUT's head and half its body; return once a receiver has it (``count`` so far)."""
+    sock.sendall(raw_put(url, body)[: -len(body) // 2])
+    for _ in range(200):  # bounded
+        if srv.stats.native_bodies == count:
+            break
+        time.sleep(0.01)
+    assert srv.stats.native_bodies == count
+
+
 @pytest.mark.parametrize("receivers", [0, 1, 16])
 def test_both_receive_paths_store_the_same_bytes(receivers: int) -> None:
-    from _server_helpers import download
-
     with LocalServer(min_part_size=64, native_receivers=receivers) as srv:
-        data = data_of(3 * BIG, seed=12)
-        parts = plan(data, BIG)
-        with httpx.Client(base_url=srv.base_url, timeout=30) as http:
-            doc = ok(api(http, srv, "files/create", create_body(data, multiParts=parts)))
-            urls = urls_by_number(doc)
-            for p in parts:
-                body = data[p["partOffset"]: p["partOffset"] + p["partSize"]]
-                assert http.put(urls[p["partNumber"]], content=body).status_code == 200
-            ok(api(http, srv, "files/complete", {"fileId": doc["fileId"]}))
-            assert download(http, srv, doc["fileId"]) == data
+        parts = upload_and_check(srv, data_of(3 * BIG, seed=12), BIG)
         # every body is larger than a head's read, so none can arrive whole with its head
-        assert srv.stats.native_bodies == (len(parts) if receivers else 0)
+        assert srv.stats.native_bodies == (parts if receivers else 0)
 
 
 def test_a_body_beyond_the_receivers_goes_through_the_event_loop() -> None:
@@ -353,13 +357,7 @@ def test_a_body_beyond_the_receivers_goes_through_the_event_loop() -> None:
         data = data_of(2 * BIG, seed=13)
         file_id, urls = started_big(srv, data)
         with connect(srv) as first, connect(srv) as second:
-            head_and_half = raw_put(urls[1], data[:BIG])[: -BIG // 2]
-            first.sendall(head_and_half)
-            for _ in range(200):  # bounded: until the receiver has the first body
-                if srv.stats.native_bodies == 1:
-                    break
-                time.sleep(0.01)
-            assert srv.stats.native_bodies == 1
+            start_body_natively(srv, first, urls[1], data[:BIG])
             assert put_on(second, urls[2], data[BIG:]) == b"200"
             assert srv.stats.native_bodies == 1  # the second body took the event-loop path
             first.sendall(data[BIG // 2: BIG])
@@ -373,12 +371,7 @@ def test_client_vanishing_mid_body_frees_the_receiver() -> None:
         data = data_of(2 * BIG, seed=14)
         file_id, urls = started_big(srv, data)
         with connect(srv) as sock:
-            sock.sendall(raw_put(urls[1], data[:BIG])[: -BIG // 2])
-            for _ in range(200):
-                if srv.stats.native_bodies == 1:
-                    break
-                time.sleep(0.01)
-        assert srv.stats.native_bodies == 1
+            start_body_natively(srv, sock, urls[1], data[:BIG])
         # the receiver sees the close, drops the part and is free again: a later body is native
         native_again = False
         with connect(srv) as sock:
@@ -436,12 +429,7 @@ def test_stopping_the_server_ends_a_body_still_being_received() -> None:
         data = data_of(2 * BIG, seed=16)
         file_id, urls = started_big(srv, data)
         sock = connect(srv)
-        sock.sendall(raw_put(urls[1], data[:BIG])[: -BIG // 2])
-        for _ in range(200):
-            if srv.stats.native_bodies == 1:
-                break
-            time.sleep(0.01)
-        assert srv.stats.native_bodies == 1
+        start_body_natively(srv, sock, urls[1], data[:BIG])
     finally:
         srv.stop()
     try:
