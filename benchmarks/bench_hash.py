@@ -4,7 +4,8 @@
 Rows (median of --repeats, GB/s = 1e9 bytes/s, ratio against the named peer):
 
 * our sha256/sha1 ``update`` with 8 MiB buffers vs hashlib;
-* every kernel available here, through ``kd_blocks_with`` (8 MiB per call);
+* every kernel available here, through ``kd_blocks_with`` (8 MiB per call),
+  and sha-ni's pair form (two messages per call: bytes of both per second);
 * OpenSSL without SHA-NI, i.e. hashlib in a subprocess with ``OPENSSL_ia32cap``
   masks (OpenSSL 3.0 reads "<CPUID.1 EDX:ECX>:<CPUID.7 EBX:ECX>", and
   ``~X`` clears the bits of X):
@@ -173,6 +174,16 @@ def memory_rows(repeats: int, loops: int) -> list[Row]:
         integer = hashlib_in_child(alg, MASK_INTEGER, repeats, loops)
         rows.append((f"{alg}: OpenSSL, SHA masked ({MASK_NO_SHA})", no_sha, ""))
         rows.append((f"{alg}: OpenSSL, SHA+SIMD masked ({MASK_INTEGER})", integer, ""))
+        if alg == "sha256" and "sha-ni" in rates:  # the pair form: two messages, 8 MiB each
+            other = ffi.new("uint32_t[8]")
+            second = ffi.from_buffer(os.urandom(BUF))
+            pairs = median_rate(
+                looped(lambda: lib.kd_sha256_pairs_with(b"sha-ni", state, cbuf, other, second, BUF // 64)),
+                2 * nbytes,
+                repeats,
+            )
+            rows.append((f"{alg}: kernel sha-ni pairs, two messages", pairs,
+                         f"{pairs / rates['sha-ni']:.3f} x one message"))
         simd = [k for k in ("avx2", "ssse3") if k in rates]
         for k in simd:
             rows.append(
