@@ -235,8 +235,9 @@ def two_pairs() -> Iterator[list[tuple[socket.socket, socket.socket]]]:
 
 def test_two_receivers_hash_together_and_both_digests_hold(
         two_pairs: list[tuple[socket.socket, socket.socket]]) -> None:
-    """B offers its buffer while A is inside the loop; A's next buffer takes it: one
-    pass of the pair kernel, and each body's digest is still its own."""
+    """Both receivers' bytes are flowing (a long partner-idle keeps them counted), so
+    whichever hashes first offers its buffer and waits, and the other takes it: one pass
+    of the pair kernel, and each body's digest is still its own."""
     from koodrive_fast.server._recv import paired_blocks
 
     (a_out, a_in), (b_out, b_in) = two_pairs
@@ -264,6 +265,11 @@ def test_two_receivers_hash_together_and_both_digests_hold(
     receiver_b = threading.Thread(target=run, args=("b",))
     receiver_b.start()
     sender_b = _send_in_thread(b_out, body_b)
+    for _ in range(3000):  # bounded: B's bytes flow too, so whichever hashes first waits for the other
+        if bodies["b"].received > 0:
+            break
+        threading.Event().wait(0.01)
+    assert bodies["b"].received > 0
     sender_a = _send_in_thread(a_out, body_a[10:])
     for t in (receiver_a, receiver_b, sender_a, sender_b):
         t.join(60)
