@@ -178,8 +178,9 @@ static int64_t now_ms(void) {
 }
 
 /* One wait for the socket (at most a poll slice): 1 readable or the slice
- * passed, 0 idle for idle_ms, or a status.  A wait past KD_STREAMING_IDLE_MS
- * stops this receiver counting as a pairing partner until bytes come. */
+ * passed, 0 idle for idle_ms, or a status.  Silence past partner_idle_ms
+ * (default KD_STREAMING_IDLE_MS) stops this receiver counting as a pairing
+ * partner until bytes come again. */
 static int wait_readable(kd_recv *job, recv_state *st, int64_t idle_since) {
     const int64_t partner_idle = job->partner_idle_ms > 0 ? job->partner_idle_ms : KD_STREAMING_IDLE_MS;
     for (;;) {
