@@ -50,14 +50,19 @@ def make_cold(path: Path) -> None:
         os.close(fd)
 
 
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a process (seconds), from /proc."""
+def stat_cpu(stat: Path) -> float:
+    """utime + stime (seconds) from a /proc ``stat`` file (a process's or a thread's); NaN if gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of a process (seconds), from /proc."""
+    return stat_cpu(Path(f"/proc/{pid}/stat"))
 
 
 def start_server(data_dir: Path, *, keep_bodies: bool = False, extra: Optional[list[str]] = None,

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import (  # noqa: E402
-    CONTAINER, proc_cpu, start_server, stop_server, storage_node_puts, write_file,
+    CONTAINER, TOKEN, proc_cpu, start_server, stat_cpu, stop_server, storage_node_puts, write_file,
 )
 
 Run = tuple[float, float, dict[str, float]]
@@ -48,12 +48,9 @@ def _threads_cpu(pid: int) -> dict[str, float]:
     """CPU seconds of the event-loop (main) thread and of all other threads."""
     out = {"loop": 0.0, "workers": 0.0}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        out["loop" if task.name == str(pid) else "workers"] += cpu
+        cpu = stat_cpu(task / "stat")
+        if cpu == cpu:  # NaN: the thread ended meanwhile
+            out["loop" if task.name == str(pid) else "workers"] += cpu
     return out
 
 
@@ -71,8 +68,6 @@ def main() -> int:
     from koodrive_fast._client import Client
     from koodrive_fast._config import Limits
     from koodrive_fast._sizes import parse_size
-
-    from _bench_common import TOKEN
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB")

@@ -131,6 +131,26 @@ def _s3_error(status: int, code: str, message: str, headers: dict[str, str] | No
     return Response(_s3_error_xml(code, message), status_code=status, media_type="application/xml", headers=headers)
 
 
+INTERNAL_ERROR = S3Failure(500, "InternalError", "We encountered an internal error. Please try again.")
+
+
+def fault_failure(fault: PutFault) -> S3Failure:
+    """The S3 error an injected (non-drop) PUT fault answers with: one mapping for both paths."""
+    if fault.kind == "expire":
+        return S3Failure(403, "AccessDenied", "Request has expired")
+    if fault.kind == "rate_limit":
+        return S3Failure(429, "SlowDown", "Please reduce your request rate.",
+                         {"Retry-After": _retry_after(fault.retry_after)})
+    if fault.status == 503:
+        return S3Failure(503, "ServiceUnavailable", "Please reduce your request rate.")
+    return INTERNAL_ERROR
+
+
+def failure_bytes(failure: S3Failure) -> bytes:
+    """``failure`` as a complete HTTP/1.1 response (for the connection front end)."""
+    return s3_error_bytes(failure.status, failure.code, failure.message, failure.headers)
+
+
 def s3_error_bytes(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> bytes:
     """The same error as a complete HTTP/1.1 response (for the connection front end)."""
     body = _s3_error_xml(code, message).encode()
@@ -842,7 +862,7 @@ class _App(FolderApi):
             return Response(status_code=400)
         except Exception:
             log.exception("internal error storing a part")
-            return _s3_error(500, "InternalError", "We encountered an internal error. Please try again.")
+            return _s3_error(INTERNAL_ERROR.status, INTERNAL_ERROR.code, INTERNAL_ERROR.message)
 
     async def _put_fault(self, request: Request, fault: Any) -> Response:
         if fault.kind == "drop":
@@ -855,14 +875,8 @@ class _App(FolderApi):
             return Response(status_code=500)
         async for _ in request.stream():  # drain so the client sees the answer cleanly
             pass
-        if fault.kind == "expire":
-            return _s3_error(403, "AccessDenied", "Request has expired")
-        if fault.kind == "rate_limit":
-            return _s3_error(429, "SlowDown", "Please reduce your request rate.",
-                             {"Retry-After": _retry_after(fault.retry_after)})
-        if fault.status == 503:
-            return _s3_error(503, "ServiceUnavailable", "Please reduce your request rate.")
-        return _s3_error(500, "InternalError", "We encountered an internal error. Please try again.")
+        failure = fault_failure(fault)
+        return _s3_error(failure.status, failure.code, failure.message, failure.headers)
 
     async def _store_part(self, request: Request, file_id: str, number: int, query: str) -> Response:
         job = self.begin_part(file_id, number, request.url.path, query, dict(request.headers.items()),

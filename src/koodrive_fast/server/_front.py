@@ -49,7 +49,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from ._app import BUCKET, PartJob, S3Failure, ServerState, _App, _retry_after, s3_error_bytes
+from ._app import (BUCKET, INTERNAL_ERROR, PartJob, S3Failure, ServerState, _App, failure_bytes, fault_failure,
+                   s3_error_bytes)
 from ._recv import BodyCut, BodyTimedOut, NativeBody, ReceiverThreads
 from ._store import valid_file_id
 
@@ -450,15 +451,15 @@ class _Front(asyncio.BufferedProtocol):
             if fault.kind == "drop":
                 put.drop_after = fault.after_bytes
             else:
-                put.error = _fault_response(fault)
+                put.error = failure_bytes(fault_failure(fault))
         else:
             try:
                 put.job = core.begin_part(file_id, number, path, query, headers, "http")
             except S3Failure as exc:
-                put.error = s3_error_bytes(exc.status, exc.code, exc.message, exc.headers)
+                put.error = failure_bytes(exc)
             except Exception:
                 log.exception("internal error starting a part")
-                put.error = s3_error_bytes(500, "InternalError", "We encountered an internal error. Please try again.")
+                put.error = failure_bytes(INTERNAL_ERROR)
         if headers.get("expect", "").lower() == "100-continue" and length:
             if put.error is not None:  # the client has not sent the body: answer now
                 self.keep_alive = False
@@ -611,7 +612,7 @@ class _Front(asyncio.BufferedProtocol):
             if put.job is not None:
                 put.job.abandon()
                 put.job = None
-            put.error = s3_error_bytes(500, "InternalError", "We encountered an internal error. Please try again.")
+            put.error = failure_bytes(INTERNAL_ERROR)
             self.resume("worker")
             if put.remaining == 0:
                 self._body_done(put)
@@ -649,10 +650,10 @@ class _Front(asyncio.BufferedProtocol):
         if isinstance(outcome, str):
             self._respond(_response(200, "OK", [("ETag", outcome)], b""))
         elif isinstance(outcome, S3Failure):
-            self._respond(s3_error_bytes(outcome.status, outcome.code, outcome.message, outcome.headers))
+            self._respond(failure_bytes(outcome))
         else:
             log.error("storing a part failed: %s", outcome)
-            self._respond(s3_error_bytes(500, "InternalError", "We encountered an internal error. Please try again."))
+            self._respond(failure_bytes(INTERNAL_ERROR))
 
     def _respond(self, data: bytes) -> None:
         put = self.put
@@ -721,17 +722,6 @@ def _response(status: int, reason: str, headers: list[tuple[str, str]], body: by
 def _plain(status: int, reason: str, text: str) -> bytes:
     return _response(status, reason, [("content-type", "text/plain; charset=utf-8"), ("connection", "close")],
                      text.encode())
-
-
-def _fault_response(fault: Any) -> bytes:
-    if fault.kind == "expire":
-        return s3_error_bytes(403, "AccessDenied", "Request has expired")
-    if fault.kind == "rate_limit":
-        return s3_error_bytes(429, "SlowDown", "Please reduce your request rate.",
-                              {"Retry-After": _retry_after(fault.retry_after)})
-    if fault.status == 503:
-        return s3_error_bytes(503, "ServiceUnavailable", "Please reduce your request rate.")
-    return s3_error_bytes(500, "InternalError", "We encountered an internal error. Please try again.")
 
 
 def cancel_receives(protocol_class: type[asyncio.Protocol]) -> None:
